@@ -1,0 +1,1 @@
+"""jobcast: long-running jobs with live status over WebSocket."""

@@ -1,0 +1,84 @@
+"""The API: `create_app(settings)` builds the Litestar app; its lifespan owns every connection."""
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from litestar import Litestar, Request, Response
+from litestar.datastructures import State
+from litestar.exceptions import NotFoundException
+from litestar.openapi import OpenAPIConfig
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from src import errors
+from src.routes.dependencies import DEPENDENCIES
+from src.routes.health import live, ready
+from src.routes.task_types import TaskTypeController
+from src.routes.tasks import TaskController
+from src.routes.websocket import events_socket, task_socket
+from src.services import open_services
+from src.settings import Settings
+
+VERSION = "0.1.0"
+RETRY_AFTER_S = 1
+
+STATUS_CODES: dict[type[errors.JobcastError], int] = {
+    errors.BadRequest: 400,
+    errors.Inactive: 400,
+    errors.Forbidden: 403,
+    errors.NotFound: 404,
+    errors.AlreadyExists: 409,
+    errors.InvalidTransition: 409,
+    errors.InvalidParameters: 422,
+    errors.InvalidSchema: 422,
+    errors.Unavailable: 503,
+}
+
+
+def create_app(settings: Settings) -> Litestar:
+    return Litestar(
+        route_handlers=[TaskTypeController, TaskController, events_socket, task_socket, live, ready],
+        dependencies=DEPENDENCIES,
+        lifespan=[_services_lifespan],
+        state=State({"settings": settings}),
+        exception_handlers={
+            errors.JobcastError: _jobcast_error,
+            RedisConnectionError: _redis_unavailable,
+            RedisTimeoutError: _redis_unavailable,
+            NotFoundException: _no_such_route,
+        },
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(title="jobcast", version=VERSION, path="/schema"),
+    )
+
+
+@contextlib.asynccontextmanager
+async def _services_lifespan(app: Litestar) -> AsyncIterator[None]:
+    async with open_services(app.state.settings) as services:
+        app.state.services = services
+        yield
+
+
+def _error(
+    status_code: int, detail: str, extra: Any = None, headers: dict[str, str] | None = None
+) -> Response[Any]:
+    body: dict[str, Any] = {"status_code": status_code, "detail": detail}
+    if extra is not None:
+        body["extra"] = extra
+    return Response(body, status_code=status_code, headers=headers)
+
+
+def _jobcast_error(_: Request[Any, Any, Any], error: errors.JobcastError) -> Response[Any]:
+    status_code = next(code for cls, code in STATUS_CODES.items() if isinstance(error, cls))
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if status_code == 503 else None
+    return _error(status_code, error.detail, error.extra, headers)
+
+
+def _redis_unavailable(_: Request[Any, Any, Any], __: Exception) -> Response[Any]:
+    detail = "the task store is unavailable; retry shortly"
+    return _error(503, detail, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
+def _no_such_route(request: Request[Any, Any, Any], error: NotFoundException) -> Response[Any]:
+    return _error(404, f"{request.url.path} not found")

@@ -1,0 +1,93 @@
+"""The `jobcast` command: dev (everything at once), api, worker."""
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from src.settings import Settings, SettingsError
+
+DEMO_MODULE = "src.workers.demo"
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env(os.environ)
+    except SettingsError as error:
+        sys.exit(f"jobcast: {error}")
+    logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
+    args.run(settings, args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="jobcast", description="Long-running jobs with live status.")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    dev = commands.add_parser("dev", help="run Redis (unless JOBCAST_REDIS_URL is set), the API and a worker")
+    _add_address(dev)
+    dev.set_defaults(run=_dev)
+
+    api = commands.add_parser("api", help="run the HTTP and WebSocket API")
+    _add_address(api)
+    api.set_defaults(run=_api)
+
+    worker = commands.add_parser("worker", help="run a worker")
+    worker.add_argument(
+        "--tasks", nargs="+", metavar="MODULE", default=[DEMO_MODULE],
+        help=f"modules whose @task handlers to serve (default: {DEMO_MODULE})",
+    )  # fmt: skip
+    worker.add_argument("--concurrency", type=int, help="tasks run at once (JOBCAST_WORKER_CONCURRENCY)")
+    worker.set_defaults(run=_worker)
+    return parser
+
+
+def _add_address(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="interface to listen on (JOBCAST_HOST)")
+    parser.add_argument("--port", type=int, help="port to listen on (JOBCAST_PORT)")
+
+
+def _with_address(settings: Settings, args: argparse.Namespace) -> Settings:
+    import msgspec
+
+    changes = {name: value for name in ("host", "port") if (value := getattr(args, name)) is not None}
+    return msgspec.structs.replace(settings, **changes)
+
+
+def _api(settings: Settings, args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from src.app import create_app
+
+    settings = _with_address(settings, args)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        ws_max_size=settings.ws_max_frame_bytes,
+        log_level=settings.log_level.lower(),
+    )
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> None:
+    import msgspec
+
+    from src.workers.definition import discover
+    from src.workers.worker import build_worker
+
+    if args.concurrency is not None:
+        settings = msgspec.structs.replace(settings, worker_concurrency=max(1, args.concurrency))
+    try:
+        definitions = discover(args.tasks)
+        worker = build_worker(settings, definitions)
+    except (ImportError, TypeError, ValueError) as error:
+        sys.exit(f"jobcast worker: {error}")
+    worker.run()
+
+
+def _dev(settings: Settings, args: argparse.Namespace) -> None:
+    from src.dev import run_dev
+
+    sys.exit(run_dev(_with_address(settings, args)))

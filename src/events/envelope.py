@@ -1,0 +1,27 @@
+"""What travels on the events channel: routing fields plus the ready-to-send client frame."""
+
+import msgspec
+
+from src.tasks import EventKind
+
+EVENT_FRAME_PREFIX = b'{"type":"event",'
+
+
+class Envelope(msgspec.Struct, frozen=True):
+    """One published event. `frame` is forwarded to clients byte for byte."""
+
+    task_id: str
+    seq: int
+    task_type: str
+    owner: str
+    event: EventKind
+    frame: msgspec.Raw
+
+
+def event_frame(event_json: bytes) -> bytes:
+    """`{"type": "event", ...EVENT}` from an encoded event, without decoding it."""
+    return EVENT_FRAME_PREFIX + event_json[1:]
+
+
+encode_envelope = msgspec.json.Encoder().encode
+decode_envelope = msgspec.json.Decoder(Envelope).decode

@@ -1,0 +1,282 @@
+"""The hub: one Redis subscription per API process, fanned out to every WebSocket client.
+
+Dispatch never awaits a client: each client has a bounded outbox drained by its own sender,
+and a client whose outbox is full is closed with 1013 instead of being waited for.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from src import keys
+from src.access import Principal, can_see, ensure_visible
+from src.errors import NotFound
+from src.events.envelope import Envelope, decode_envelope
+from src.events.protocol import ErrorCode, error_frame, snapshot_frame
+from src.task_store import TaskStore
+from src.tasks import FINAL_EVENTS, TERMINAL, EventKind
+
+log = logging.getLogger(__name__)
+
+END_OF_STREAM = ""  # queued last: the sender closes the connection once everything before it is sent
+NORMAL = 1000
+TRY_AGAIN = 1013
+RECONNECT_MAX_S = 5.0
+
+
+class TaskWatch:
+    """A client's subscription to one task: events are held until its snapshot is sent."""
+
+    __slots__ = ("held", "last_seq")
+
+    def __init__(self) -> None:
+        self.last_seq: int | None = None
+        self.held: list[tuple[Envelope, str]] = []
+
+
+class Client:
+    """One WebSocket connection as the hub sees it: its subscriptions and its outbox."""
+
+    def __init__(self, principal: Principal, buffer: int, *, close_on_final: bool = False) -> None:
+        self.principal = principal
+        self.outbox: asyncio.Queue[str] = asyncio.Queue(buffer)
+        self.tasks: dict[str, TaskWatch] = {}
+        self.types: set[str] = set()
+        self.owners: set[str] = set()
+        self.all = False
+        self.close_on_final = close_on_final
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.end_code = NORMAL
+        self.end_reason = "task finished"
+        self.closed = asyncio.Event()
+
+    def send(self, frame: str) -> None:
+        """Queue a frame; a full outbox means the client cannot keep up: close it."""
+        if self.close_code is not None:
+            return
+        try:
+            self.outbox.put_nowait(frame)
+        except asyncio.QueueFull:
+            self.close(TRY_AGAIN, "client too slow: its buffer is full")
+
+    def end(self, code: int = NORMAL, reason: str = "task finished") -> None:
+        """Close with `code` once the frames already queued are sent."""
+        self.end_code, self.end_reason = code, reason
+        self.send(END_OF_STREAM)
+
+    def close(self, code: int, reason: str = "") -> None:
+        """Close now, dropping whatever is still queued."""
+        if self.close_code is None:
+            self.close_code, self.close_reason = code, reason
+        self.closed.set()
+
+    @property
+    def subscription_count(self) -> int:
+        return len(self.tasks) + len(self.types) + len(self.owners) + int(self.all)
+
+
+class Hub:
+    def __init__(self, redis: Redis, tasks: TaskStore) -> None:
+        self._redis = redis
+        self._tasks = tasks
+        self._by_task: defaultdict[str, set[Client]] = defaultdict(set)
+        self._by_type: defaultdict[str, set[Client]] = defaultdict(set)
+        self._by_owner: defaultdict[str, set[Client]] = defaultdict(set)
+        self._everyone: set[Client] = set()
+        self._reader: asyncio.Task[None] | None = None
+        self._resyncs: set[asyncio.Task[None]] = set()
+        self.subscribed = asyncio.Event()
+
+    async def start(self, wait_s: float) -> None:
+        """Start reading the events channel; wait up to `wait_s` for the first subscription."""
+        self._reader = asyncio.create_task(self._read_forever(), name="hub-reader")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.subscribed.wait(), wait_s)
+
+    async def stop(self) -> None:
+        for task in [self._reader, *self._resyncs]:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def watch_task(self, client: Client, task_id: str, since: int | None, ack: str) -> None:
+        """Subscribe, then snapshot, then stream: events that arrive while the snapshot is
+        read are held and only those newer than it are sent. NotFound if the client may not
+        see the task."""
+        watch = TaskWatch()
+        client.tasks[task_id] = watch
+        self._by_task[task_id].add(client)
+        try:
+            await self._prime(client, task_id, watch, since, ack)
+        except BaseException:
+            self._drop_watch(client, task_id, watch)
+            raise
+
+    def unwatch_task(self, client: Client, task_id: str) -> bool:
+        watch = client.tasks.get(task_id)
+        if watch is None:
+            return False
+        self._drop_watch(client, task_id, watch)
+        return True
+
+    def watch_group(
+        self, client: Client, *, task_type: str = "", owner: str = "", everyone: bool = False
+    ) -> None:
+        """Subscribe to every visible task of a type, of an owner, or (admins) all tasks."""
+        if task_type:
+            client.types.add(task_type)
+            self._by_type[task_type].add(client)
+        if owner:
+            client.owners.add(owner)
+            self._by_owner[owner].add(client)
+        if everyone:
+            client.all = True
+            self._everyone.add(client)
+
+    def unwatch_group(
+        self, client: Client, *, task_type: str = "", owner: str = "", everyone: bool = False
+    ) -> bool:
+        if task_type:
+            return _discard(client.types, self._by_type, task_type, client)
+        if owner:
+            return _discard(client.owners, self._by_owner, owner, client)
+        was_watching, client.all = client.all, False
+        self._everyone.discard(client)
+        return was_watching
+
+    def detach(self, client: Client) -> None:
+        """Forget a client that went away."""
+        for task_id, watch in list(client.tasks.items()):
+            self._drop_watch(client, task_id, watch)
+        for task_type in list(client.types):
+            self.unwatch_group(client, task_type=task_type)
+        for owner in list(client.owners):
+            self.unwatch_group(client, owner=owner)
+        self.unwatch_group(client, everyone=True)
+
+    def dispatch(self, raw: bytes) -> None:
+        """Deliver one published event to every client subscribed to it, once each."""
+        envelope = decode_envelope(raw)
+        frame = bytes(envelope.frame).decode()
+        sent = set(self._by_task.get(envelope.task_id, ()))
+        for client in list(sent):
+            self._deliver(client, envelope, frame)
+        groups = (
+            self._by_type.get(envelope.task_type, ()),
+            self._by_owner.get(envelope.owner, ()),
+            self._everyone,
+        )
+        for client in _members(groups):
+            if client not in sent and can_see(client.principal, envelope.owner, envelope.task_type):
+                sent.add(client)
+                client.send(frame)
+
+    async def _prime(
+        self, client: Client, task_id: str, watch: TaskWatch, since: int | None, ack: str | None
+    ) -> None:
+        task = ensure_visible(client.principal, await self._tasks.get(task_id))
+        if client.tasks.get(task_id) is not watch:
+            return  # unsubscribed or resubscribed while the snapshot was read
+        if ack is not None:
+            client.send(ack)
+        if since != task.seq:
+            client.send(snapshot_frame(task))
+        watch.last_seq = task.seq
+        held, watch.held = watch.held, []
+        for envelope, frame in held:
+            self._deliver(client, envelope, frame)
+        if client.close_on_final and task.status in TERMINAL and watch.last_seq == task.seq:
+            client.end()
+
+    def _deliver(self, client: Client, envelope: Envelope, frame: str) -> None:
+        watch = client.tasks.get(envelope.task_id)
+        if watch is None:
+            return
+        if watch.last_seq is None:
+            watch.held.append((envelope, frame))
+            return
+        if envelope.seq <= watch.last_seq:
+            return  # already in the snapshot, or already sent
+        watch.last_seq = envelope.seq
+        client.send(frame)
+        if client.close_on_final and envelope.event in FINAL_EVENTS:
+            client.end()
+        elif envelope.event is EventKind.DELETED:
+            self._drop_watch(client, envelope.task_id, watch)
+
+    def _drop_watch(self, client: Client, task_id: str, watch: TaskWatch) -> None:
+        if client.tasks.get(task_id) is watch:
+            del client.tasks[task_id]
+            _discard_member(self._by_task, task_id, client)
+
+    async def _read_forever(self) -> None:
+        delay_s = 0.1
+        while True:
+            try:
+                await self._read()
+            except (RedisConnectionError, RedisTimeoutError, OSError) as error:
+                log.warning("events subscription lost (%s); reconnecting in %.1fs", error, delay_s)
+            self.subscribed.clear()
+            await asyncio.sleep(delay_s)
+            delay_s = min(delay_s * 2, RECONNECT_MAX_S)
+
+    async def _read(self) -> None:
+        async with self._redis.pubsub() as pubsub:
+            await pubsub.subscribe(keys.EVENTS_CHANNEL)
+            async for message in pubsub.listen():
+                if message["type"] == "message":
+                    self.dispatch(message["data"])
+                elif message["type"] == "subscribe":
+                    # Also after redis-py reconnected on its own: events may have been missed.
+                    self.subscribed.set()
+                    self._spawn_resync()
+
+    def _spawn_resync(self) -> None:
+        if not self._by_task:
+            return
+        task = asyncio.create_task(self._resync())
+        self._resyncs.add(task)
+        task.add_done_callback(self._resyncs.discard)
+
+    async def _resync(self) -> None:
+        """After (re)subscribing, send every task subscriber a fresh snapshot."""
+        for task_id, clients in list(self._by_task.items()):
+            for client in list(clients):
+                watch = TaskWatch()
+                client.tasks[task_id] = watch
+                try:
+                    await self._prime(client, task_id, watch, None, None)
+                except NotFound as error:
+                    self._drop_watch(client, task_id, watch)
+                    client.send(error_frame(ErrorCode.NOT_FOUND, error.detail))
+                except (RedisConnectionError, RedisTimeoutError, OSError):
+                    return  # lost again: the next subscription resyncs
+
+
+def _members(groups: Iterable[Iterable[Client]]) -> Iterable[Client]:
+    for group in groups:
+        yield from list(group)
+
+
+def _discard(mine: set[str], index: defaultdict[str, set[Client]], key: str, client: Client) -> bool:
+    if key not in mine:
+        return False
+    mine.discard(key)
+    _discard_member(index, key, client)
+    return True
+
+
+def _discard_member(index: defaultdict[str, set[Client]], key: str, client: Client) -> None:
+    members = index.get(key)
+    if members is not None:
+        members.discard(client)
+        if not members:
+            del index[key]

@@ -1,0 +1,124 @@
+"""One WebSocket connection's conversation: decode each client frame, act on it, answer it."""
+
+import contextlib
+import logging
+from collections.abc import Iterator
+
+from redis.exceptions import RedisError
+
+from src.access import ensure_may_watch_all
+from src.errors import Forbidden, NotFound
+from src.events.hub import Client, Hub
+from src.events.protocol import (
+    PONG_FRAME,
+    ErrorCode,
+    Ping,
+    ProtocolError,
+    Subscribe,
+    Target,
+    Unsubscribe,
+    decode_op,
+    error_frame,
+    subscribed_frame,
+    unsubscribed_frame,
+)
+from src.type_store import TypeStore
+
+ME = "me"
+log = logging.getLogger(__name__)
+
+
+class Session:
+    def __init__(self, hub: Hub, types: TypeStore, client: Client, max_subscriptions: int) -> None:
+        self._hub = hub
+        self._types = types
+        self._client = client
+        self._max_subscriptions = max_subscriptions
+
+    async def handle(self, text: str) -> None:
+        """Answer one text frame; every bad frame gets an `error` frame and the session goes on."""
+        with self._errors_answered():
+            match decode_op(text):
+                case Ping():
+                    self._client.send(PONG_FRAME)
+                case Subscribe() as target:
+                    await self.subscribe(target)
+                case Unsubscribe() as target:
+                    self._unsubscribe(target)
+
+    async def subscribe_or_answer(self, target: Target) -> bool:
+        """Subscribe; on failure answer with an `error` frame and return False."""
+        with self._errors_answered():
+            await self.subscribe(target)
+            return True
+        return False
+
+    def detach(self) -> None:
+        self._hub.detach(self._client)
+
+    @contextlib.contextmanager
+    def _errors_answered(self) -> Iterator[None]:
+        try:
+            yield
+        except ProtocolError as error:
+            self._client.send(error_frame(error.code, error.detail))
+        except NotFound as error:
+            self._client.send(error_frame(ErrorCode.NOT_FOUND, error.detail))
+        except Forbidden as error:
+            self._client.send(error_frame(ErrorCode.FORBIDDEN, error.detail))
+        except (RedisError, OSError) as error:
+            log.warning("websocket op failed: %s", error)
+            self._client.send(error_frame(ErrorCode.UNAVAILABLE, "the task store is unavailable; retry"))
+
+    async def subscribe(self, target: Target) -> None:
+        client, hub = self._client, self._hub
+        if client.subscription_count >= self._max_subscriptions and not self._has(target):
+            raise ProtocolError(
+                ErrorCode.TOO_MANY_SUBSCRIPTIONS,
+                f"at most {self._max_subscriptions} subscriptions per connection",
+            )
+        if target.task_id is not None:
+            await hub.watch_task(client, target.task_id, target.since, subscribed_frame(target))
+            return
+        if target.type is not None:
+            await self._types.get(target.type)
+            hub.watch_group(client, task_type=target.type)
+        elif target.owner is not None:
+            hub.watch_group(client, owner=self._owner(target.owner))
+        else:
+            ensure_may_watch_all(client.principal)
+            hub.watch_group(client, everyone=True)
+        client.send(subscribed_frame(target))
+
+    def _unsubscribe(self, target: Target) -> None:
+        client, hub = self._client, self._hub
+        if target.task_id is not None:
+            found = hub.unwatch_task(client, target.task_id)
+        elif target.type is not None:
+            found = hub.unwatch_group(client, task_type=target.type)
+        elif target.owner is not None:
+            found = hub.unwatch_group(client, owner=self._owner(target.owner))
+        else:
+            found = hub.unwatch_group(client, everyone=True)
+        if not found:
+            raise ProtocolError(ErrorCode.NOT_SUBSCRIBED, "there is no such subscription to cancel")
+        client.send(unsubscribed_frame(target))
+
+    def _owner(self, owner: str) -> str:
+        """`me` is the caller; naming another owner is for admins."""
+        principal = self._client.principal
+        if owner in (ME, principal.name):
+            return principal.name
+        if not principal.is_admin:
+            raise Forbidden("only admins may subscribe to another owner's tasks")
+        return owner
+
+    def _has(self, target: Target) -> bool:
+        client = self._client
+        if target.task_id is not None:
+            return target.task_id in client.tasks
+        if target.type is not None:
+            return target.type in client.types
+        if target.owner is not None:
+            return (client.principal.name if target.owner == ME else target.owner) in client.owners
+        return client.all

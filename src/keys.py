@@ -1,0 +1,66 @@
+"""Every Redis key and channel jobcast uses, one function each."""
+
+import hashlib
+
+from arq.constants import abort_jobs_ss, default_queue_name, job_key_prefix
+
+PREFIX = "jobcast:"
+ANY = "*"
+
+EVENTS_CHANNEL = PREFIX + "events"
+TASK_RANK = PREFIX + "task-rank"
+TYPE_IDS = PREFIX + "type-ids"
+TYPE_NAMES = PREFIX + "type-names"
+TYPES = PREFIX + "types"
+WORKERS = PREFIX + "workers"
+CANCEL_DEADLINES = PREFIX + "cancel-deadlines"
+
+# arq's own keys: jobcast enqueues and aborts jobs in the same atomic step as the task change.
+ARQ_QUEUE = default_queue_name
+ARQ_ABORTS = abort_jobs_ss
+
+
+def task(task_id: str) -> str:
+    """Hash holding a task's record (`doc`), `seq`, listing `rank` and current arq `job` id."""
+    return f"{PREFIX}task:{task_id}"
+
+
+def task_events(task_id: str) -> str:
+    """List of the task's events, oldest first."""
+    return f"{PREFIX}task:{task_id}:events"
+
+
+def task_index(status: str = ANY, type_id: int | str = ANY, owner: str = ANY) -> str:
+    """Sorted set of task ids scored by rank for one combination of filters (`*` = any)."""
+    return f"{PREFIX}tasks:{status}:{type_id}:{owner}"
+
+
+def task_indexes(status: str, type_id: int, owner: str) -> list[str]:
+    """The indexes a task with these fields belongs to: every combination of filter or any."""
+    return [task_index(s, t, o) for s in (status, ANY) for t in (str(type_id), ANY) for o in (owner, ANY)]
+
+
+def idempotency(owner: str, key: str) -> str:
+    """Maps an owner's Idempotency-Key to the task it created (hashed: both are free text)."""
+    digest = hashlib.sha256(f"{owner}\0{key}".encode()).hexdigest()
+    return f"{PREFIX}idempotency:{digest}"
+
+
+def task_type(type_id: int) -> str:
+    """String holding a task type's record."""
+    return f"{PREFIX}type:{type_id}"
+
+
+def type_workers(name: str) -> str:
+    """Sorted set of worker ids serving a type, scored by heartbeat expiry (ms)."""
+    return f"{PREFIX}type-workers:{name}"
+
+
+def worker(worker_id: str) -> str:
+    """String holding a live worker's description; expires with its heartbeat."""
+    return f"{PREFIX}worker:{worker_id}"
+
+
+def arq_job(job_id: str) -> str:
+    """arq's job payload key."""
+    return job_key_prefix + job_id

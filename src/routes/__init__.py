@@ -1,0 +1,1 @@
+"""HTTP and WebSocket endpoints: thin handlers over task_actions, the stores and the hub."""

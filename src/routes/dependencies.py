@@ -1,0 +1,51 @@
+"""What handlers receive by injection: the process's services and the caller's principal."""
+
+from typing import Any
+
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.types import Scope
+
+from src.access import ANONYMOUS, Principal
+from src.events.hub import Hub
+from src.services import Services
+from src.settings import Settings
+from src.task_actions import TaskActions
+from src.type_store import TypeStore
+
+
+def provide_principal(scope: Scope) -> Principal:
+    """The caller, as authentication attached it to the connection; with auth off, ANONYMOUS."""
+    user = scope.get("user")
+    return user if isinstance(user, Principal) else ANONYMOUS
+
+
+def provide_services(state: State) -> Services:
+    services: Services = state.services
+    return services
+
+
+def provide_actions(state: State) -> TaskActions:
+    return provide_services(state).actions
+
+
+def provide_types(state: State) -> TypeStore:
+    return provide_services(state).types
+
+
+def provide_hub(state: State) -> Hub:
+    return provide_services(state).hub
+
+
+def provide_settings(state: State) -> Settings:
+    return provide_services(state).settings
+
+
+DEPENDENCIES: dict[str, Any] = {
+    "principal": Provide(provide_principal, sync_to_thread=False),
+    "services": Provide(provide_services, sync_to_thread=False),
+    "actions": Provide(provide_actions, sync_to_thread=False),
+    "types": Provide(provide_types, sync_to_thread=False),
+    "hub": Provide(provide_hub, sync_to_thread=False),
+    "settings": Provide(provide_settings, sync_to_thread=False),
+}

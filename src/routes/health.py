@@ -1,0 +1,33 @@
+"""/health/live and /health/ready (CONTRACT.md §6)."""
+
+import asyncio
+
+import msgspec
+from litestar import Response, get
+from redis.exceptions import RedisError
+
+from src.events.hub import Hub
+from src.services import Services
+
+PING_TIMEOUT_S = 1.0
+
+
+class Health(msgspec.Struct):
+    status: str
+    detail: str = ""
+
+
+@get("/health/live", tags=["operations"], summary="The process is up")
+async def live() -> Health:
+    return Health("ok")
+
+
+@get("/health/ready", tags=["operations"], summary="Redis is reachable and events are flowing")
+async def ready(services: Services, hub: Hub) -> Response[Health]:
+    try:
+        await asyncio.wait_for(services.redis.ping(), PING_TIMEOUT_S)
+    except (RedisError, OSError, TimeoutError) as error:
+        return Response(Health("unavailable", f"Redis is not reachable: {error}"), status_code=503)
+    if not hub.subscribed.is_set():
+        return Response(Health("unavailable", "not subscribed to the events channel yet"), status_code=503)
+    return Response(Health("ok"))

@@ -1,0 +1,86 @@
+"""/api/task-types (CONTRACT.md §1)."""
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, delete, get, post, put
+from litestar.params import Parameter
+from msgspec import UNSET, UnsetType
+
+from src.access import Principal, ensure_admin
+from src.errors import BadRequest
+from src.schemas import check_schema
+from src.task_types import (
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_TIMEOUT_S,
+    Description,
+    Executor,
+    MaxAttempts,
+    TaskType,
+    TimeoutS,
+    TypeName,
+)
+from src.type_store import TypeStore
+
+Ref = Annotated[str, Parameter(description="The task type's integer id or its name.")]
+
+
+class TaskTypeCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    name: TypeName
+    description: Description = ""
+    parameters_schema: dict[str, Any] = msgspec.field(default_factory=dict)
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    is_active: bool = True
+    executor: Executor = Executor.EXTERNAL
+    timeout_s: TimeoutS = DEFAULT_TIMEOUT_S
+    max_attempts: MaxAttempts = DEFAULT_MAX_ATTEMPTS
+
+
+class TaskTypeUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Partial update; `name` may be sent but must be the type's own."""
+
+    name: str | UnsetType = UNSET
+    description: Description | UnsetType = UNSET
+    parameters_schema: dict[str, Any] | UnsetType = UNSET
+    metadata: dict[str, Any] | UnsetType = UNSET
+    is_active: bool | UnsetType = UNSET
+    executor: Executor | UnsetType = UNSET
+    timeout_s: TimeoutS | UnsetType = UNSET
+    max_attempts: MaxAttempts | UnsetType = UNSET
+
+
+class TaskTypeController(Controller):
+    path = "/api/task-types"
+    tags = ("task types",)
+
+    @post("/", summary="Create a task type")
+    async def create(self, data: TaskTypeCreate, types: TypeStore, principal: Principal) -> TaskType:
+        ensure_admin(principal, "create task types")
+        check_schema(data.parameters_schema)
+        return await types.create(msgspec.structs.asdict(data))
+
+    @get("/", summary="List task types, in id order")
+    async def list_types(self, types: TypeStore, include_inactive: bool = False) -> list[TaskType]:
+        return await types.all(include_inactive)
+
+    @get("/{ref:str}", summary="Read a task type by id or name")
+    async def read(self, ref: Ref, types: TypeStore) -> TaskType:
+        return await types.get(ref)
+
+    @put("/{ref:str}", summary="Update some fields of a task type")
+    async def update(
+        self, ref: Ref, data: TaskTypeUpdate, types: TypeStore, principal: Principal
+    ) -> TaskType:
+        ensure_admin(principal, "change task types")
+        changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not UNSET}
+        current = await types.get(ref)
+        if changes.pop("name", current.name) != current.name:
+            raise BadRequest(f"a task type cannot be renamed (this one is {current.name!r})")
+        if "parameters_schema" in changes:
+            check_schema(changes["parameters_schema"])
+        return await types.update(current.id, changes)
+
+    @delete("/{ref:str}", summary="Deactivate a task type (it still reads back)")
+    async def deactivate(self, ref: Ref, types: TypeStore, principal: Principal) -> None:
+        ensure_admin(principal, "delete task types")
+        await types.update(ref, {"is_active": False})

@@ -1,0 +1,144 @@
+"""/api/tasks (CONTRACT.md §2): submit, list, read, update, cancel, retry, delete, history."""
+
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+import msgspec
+from litestar import Controller, Request, Response, delete, get, post, put
+from litestar.params import Parameter
+from msgspec import UNSET, UnsetType
+
+from src.access import Principal
+from src.errors import BadRequest
+from src.routes.celery_status import CeleryStatus, celery_status
+from src.task_actions import TaskActions
+from src.task_store import TaskQuery
+from src.tasks import DEFAULT_PRIORITY, Event, Priority, Progress, Task, TaskStatus, task_path
+from src.transitions import Patch
+
+IdempotencyKey = Annotated[
+    str | None,
+    Parameter(header="Idempotency-Key", min_length=1, max_length=255, required=False,
+              description="A repeat with the same key and owner within 24 h returns the first task."),
+]  # fmt: skip
+Limit = Annotated[int, Parameter(ge=1, le=1000, description="Rows per page.")]
+Cursor = Annotated[str | None, Parameter(description="From the `Link: rel=next` of the previous page.")]
+
+
+class TaskSubmission(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    type: str | None = None
+    task_type_id: int | None = None
+    parameters: dict[str, Any] = msgspec.field(default_factory=dict)
+    priority: Priority = DEFAULT_PRIORITY
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class TaskUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    status: TaskStatus | UnsetType = UNSET
+    progress: Progress | UnsetType | None = UNSET
+    result: Any = UNSET
+    error_message: str | UnsetType | None = UNSET
+    priority: Priority | UnsetType = UNSET
+    metadata: dict[str, Any] | UnsetType = UNSET
+
+
+class TaskController(Controller):
+    path = "/api/tasks"
+    tags = ("tasks",)
+
+    @post("/", summary="Submit a task", status_code=202)
+    async def submit(
+        self,
+        data: TaskSubmission,
+        actions: TaskActions,
+        principal: Principal,
+        idempotency_key: IdempotencyKey,
+    ) -> Response[Task]:
+        """202 for a worker type (queued), 201 for an external type, 200 for an idempotent repeat."""
+        submitted = await actions.submit(
+            principal,
+            type_name=data.type,
+            type_id=data.task_type_id,
+            parameters=data.parameters,
+            priority=data.priority,
+            metadata=data.metadata,
+            idempotency_key=idempotency_key,
+        )
+        status = (202 if submitted.queued else 201) if submitted.created else 200
+        task = submitted.task
+        return Response(task, status_code=status, headers={"Location": task_path(task.id)})
+
+    @get("/", summary="List tasks, newest first")
+    async def list_tasks(
+        self,
+        request: Request[Any, Any, Any],
+        actions: TaskActions,
+        principal: Principal,
+        status: str | None = None,
+        type_name: Annotated[str | None, Parameter(query="type")] = None,
+        task_type_id: Annotated[int | None, Parameter(ge=1)] = None,
+        owner: str | None = None,
+        limit: Limit = 100,
+        cursor: Cursor = None,
+    ) -> Response[list[Task]]:
+        if type_name is not None:
+            found = await actions.types.find_name(type_name)
+            if task_type_id is not None and found != task_type_id:
+                return Response([])
+            task_type_id = found if found is not None else 0  # no such type: an empty index
+        query = TaskQuery(_statuses(status), task_type_id, owner, limit, _cursor(cursor))
+        page = await actions.page(principal, query)
+        headers = {}
+        if page.next_cursor is not None:
+            params = {**request.query_params.dict(), "cursor": [str(page.next_cursor)]}
+            headers["Link"] = f'<{request.url.path}?{urlencode(params, doseq=True)}>; rel="next"'
+        return Response(page.tasks, headers=headers)
+
+    @get("/{task_id:str}", summary="Read a task")
+    async def read(self, task_id: str, actions: TaskActions, principal: Principal) -> Task:
+        return await actions.get(principal, task_id)
+
+    @put("/{task_id:str}", summary="Update some fields of a task")
+    async def update(
+        self, task_id: str, data: TaskUpdate, actions: TaskActions, principal: Principal
+    ) -> Task:
+        fields = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not UNSET}
+        return await actions.update(principal, task_id, Patch(**fields), set(fields))
+
+    @delete("/{task_id:str}", summary="Delete a task (a running one is cancelled first)")
+    async def remove(self, task_id: str, actions: TaskActions, principal: Principal) -> None:
+        await actions.delete(principal, task_id)
+
+    @post("/{task_id:str}/cancel", summary="Cancel a task", status_code=200)
+    async def cancel(self, task_id: str, actions: TaskActions, principal: Principal) -> Task:
+        return await actions.cancel(principal, task_id)
+
+    @post("/{task_id:str}/retry", summary="Run a failed or cancelled task again", status_code=200)
+    async def retry(self, task_id: str, actions: TaskActions, principal: Principal) -> Task:
+        return await actions.retry(principal, task_id)
+
+    @get("/{task_id:str}/events", summary="A task's event history, in seq order")
+    async def events(self, task_id: str, actions: TaskActions, principal: Principal) -> list[Event]:
+        return await actions.events(principal, task_id)
+
+    @get("/{task_id:str}/status", summary="A task in the shape Celery-era polling clients read")
+    async def status(self, task_id: str, actions: TaskActions, principal: Principal) -> CeleryStatus:
+        return celery_status(await actions.get(principal, task_id))
+
+
+def _statuses(raw: str | None) -> list[TaskStatus]:
+    if raw is None:
+        return []
+    try:
+        return [TaskStatus(part.strip()) for part in raw.split(",")]
+    except ValueError:
+        valid = ", ".join(TaskStatus)
+        raise BadRequest(f"status must be one or more of {valid}, comma-separated") from None
+
+
+def _cursor(raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    if not raw.isdigit():
+        raise BadRequest("cursor is not valid: take it from the Link header of the previous page")
+    return int(raw)

@@ -1,0 +1,123 @@
+"""/ws and /ws/tasks/{id} (CONTRACT.md §4): accept, then send in the background and block on
+receive to notice the disconnect."""
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from litestar import WebSocket, websocket
+from litestar.exceptions import WebSocketDisconnect
+
+from src.access import Principal
+from src.events.hub import Client, Hub
+from src.events.protocol import ErrorCode, ProtocolError, Subscribe, error_frame
+from src.events.session import Session
+from src.settings import Settings
+from src.type_store import TypeStore
+
+NORMAL = 1000
+POLICY_VIOLATION = 1008
+TOO_BIG = 1009
+INTERNAL_ERROR = 1011
+CLOSE_WAIT_S = 2.0
+log = logging.getLogger(__name__)
+Socket = WebSocket[Any, Any, Any]
+
+
+@websocket("/ws")
+async def events_socket(
+    socket: Socket, hub: Hub, types: TypeStore, principal: Principal, settings: Settings
+) -> None:
+    """Subscribe and unsubscribe with JSON ops; receive snapshots and events."""
+    client = Client(principal, settings.ws_buffer)
+    await _serve(socket, client, Session(hub, types, client, settings.ws_max_subscriptions), settings)
+
+
+@websocket("/ws/tasks/{task_id:str}")
+async def task_socket(
+    socket: Socket,
+    task_id: str,
+    hub: Hub,
+    types: TypeStore,
+    principal: Principal,
+    settings: Settings,
+) -> None:
+    """One task at once (`?since=N` to resume); closed with 1000 after its final event."""
+    client = Client(principal, settings.ws_buffer, close_on_final=True)
+    session = Session(hub, types, client, settings.ws_max_subscriptions)
+    since = socket.query_params.get("since")
+    await _serve(socket, client, session, settings, first=(task_id, since))
+
+
+async def _serve(
+    socket: Socket,
+    client: Client,
+    session: Session,
+    settings: Settings,
+    first: tuple[str, str | None] | None = None,
+) -> None:
+    await socket.accept()
+    sender = asyncio.create_task(_send_all(socket, client))
+    receiver = asyncio.create_task(_receive_all(socket, client, session, settings.ws_max_frame_bytes))
+    closed = asyncio.create_task(client.closed.wait())
+    try:
+        if first is not None:
+            await _subscribe_first(client, session, *first)
+        await asyncio.wait({sender, receiver, closed}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        session.detach()
+        for task in (sender, receiver, closed):
+            task.cancel()
+        for outcome in await asyncio.gather(sender, receiver, return_exceptions=True):
+            if isinstance(outcome, Exception):
+                log.error("websocket connection failed", exc_info=outcome)
+                client.close(INTERNAL_ERROR, "internal error")
+        if client.close_code is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(socket.close(client.close_code, client.close_reason), CLOSE_WAIT_S)
+
+
+async def _subscribe_first(client: Client, session: Session, task_id: str, since: str | None) -> None:
+    """/ws/tasks/{id}: a bad `since` or an unknown task is an error frame, then a 1008 close."""
+    try:
+        if since is not None and not since.isdigit():
+            raise ProtocolError(ErrorCode.INVALID_FRAME, "since must be a non-negative integer")
+        target = Subscribe(task_id=task_id, since=None if since is None else int(since))
+    except (ProtocolError, ValueError) as error:
+        client.send(error_frame(ErrorCode.INVALID_FRAME, str(error)))
+        client.end(POLICY_VIOLATION, "invalid request")
+        return
+    if not await session.subscribe_or_answer(target):
+        client.end(POLICY_VIOLATION, "subscription refused")
+
+
+async def _send_all(socket: Socket, client: Client) -> None:
+    try:
+        while True:
+            frame = await client.outbox.get()
+            if not frame:
+                client.close(client.end_code, client.end_reason)
+                return
+            await socket.send_data(frame, mode="text")
+    except (WebSocketDisconnect, OSError, RuntimeError):
+        client.close(NORMAL)
+
+
+async def _receive_all(socket: Socket, client: Client, session: Session, max_bytes: int) -> None:
+    while True:
+        try:
+            message = await socket.receive()
+        except WebSocketDisconnect:
+            message = {"type": "websocket.disconnect", "code": NORMAL}
+        if message["type"] != "websocket.receive":
+            client.closed.set()  # the peer is gone: nothing to send it
+            return
+        text = message.get("text")
+        if not isinstance(text, str):
+            client.send(error_frame(ErrorCode.BINARY_FRAME, "send JSON in text frames"))
+        elif len(text) > max_bytes:
+            client.close(TOO_BIG, "frame too large")
+            return
+        else:
+            await session.handle(text)

@@ -1,0 +1,62 @@
+"""Settings: every JOBCAST_* environment variable, with its default, in one Struct."""
+
+from collections.abc import Mapping
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta
+
+PREFIX = "JOBCAST_"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+Positive = Annotated[float, Meta(gt=0)]
+Count = Annotated[int, Meta(ge=1)]
+
+
+class SettingsError(ValueError):
+    """An environment variable could not be read as its setting."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Read once at start-up and passed in; nothing reads the environment at import."""
+
+    redis_url: str | None = None
+    redis_server: str | None = None
+    host: str = "127.0.0.1"
+    port: Annotated[int, Meta(ge=0, le=65535)] = 8000
+    data_dir: str = ".jobcast"
+    log_level: str = "INFO"
+    max_body_bytes: Count = 1024 * 1024
+    progress_hz: Positive = 10.0
+    cancel_grace_s: Positive = 5.0
+    idempotency_ttl_s: Count = 24 * 3600
+    worker_concurrency: Count = 10
+    poll_s: Positive = 0.2
+    heartbeat_s: Positive = 1.0
+    heartbeat_ttl_s: Positive = 5.0
+    retry_backoff_s: Annotated[float, Meta(ge=0)] = 1.0
+    retry_backoff_max_s: Annotated[float, Meta(ge=0)] = 60.0
+    ws_buffer: Count = 1000
+    ws_max_subscriptions: Count = 1000
+    ws_max_frame_bytes: Count = 64 * 1024
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> "Settings":
+        """Build settings from JOBCAST_* variables; unknown JOBCAST_* names are an error."""
+        fields = set(cls.__struct_fields__)
+        values: dict[str, str] = {}
+        for name, value in environ.items():
+            if not name.startswith(PREFIX):
+                continue
+            field = name[len(PREFIX) :].lower()
+            if field not in fields:
+                raise SettingsError(f"{name} is not a jobcast setting")
+            values[field] = value
+        try:
+            return msgspec.convert(values, cls, strict=False)
+        except msgspec.ValidationError as error:
+            raise SettingsError(f"invalid setting: {error} (from {PREFIX}* variables)") from error
+
+    def redis_url_or_default(self) -> str:
+        """The Redis to use when none was started for us."""
+        return self.redis_url or DEFAULT_REDIS_URL

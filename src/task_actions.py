@@ -1,0 +1,115 @@
+"""What callers do to tasks: the checks and steps behind each endpoint, shared by HTTP and
+WebSocket, so every path applies the same access rules."""
+
+from typing import Any
+
+import msgspec
+
+from src import keys
+from src.access import Principal, ensure_may_filter_owner, ensure_may_write, ensure_visible
+from src.errors import BadRequest, Inactive
+from src.schemas import validate_parameters
+from src.task_store import Page, TaskQuery, TaskStore
+from src.task_types import Executor, TaskType
+from src.tasks import Event, Task, TaskStatus, new_task, utc_now
+from src.transitions import Delete, Patch, RequestCancel, Retry
+from src.type_store import TypeStore
+
+
+class Submitted(msgspec.Struct, frozen=True):
+    task: Task
+    created: bool  # False: an idempotent repeat returned the first task
+    queued: bool  # True: a worker type's task went onto the queue
+
+
+class TaskActions:
+    def __init__(self, tasks: TaskStore, types: TypeStore) -> None:
+        self.tasks = tasks
+        self.types = types
+
+    async def submit(
+        self,
+        principal: Principal,
+        *,
+        type_name: str | None,
+        type_id: int | None,
+        parameters: dict[str, Any],
+        priority: int,
+        metadata: dict[str, Any],
+        idempotency_key: str | None,
+    ) -> Submitted:
+        """Create and (for worker types) queue a task."""
+        key = None if idempotency_key is None else keys.idempotency(principal.name, idempotency_key)
+        if key is not None and (first := await self.tasks.idempotent_task(key)) is not None:
+            return Submitted(first, created=False, queued=False)
+        task_type = await self.resolve_type(type_name, type_id)
+        if not task_type.is_active:
+            raise Inactive(f"task type {task_type.name!r} is not active")
+        validate_parameters(task_type.parameters_schema, parameters)
+        task, event = new_task(
+            task_type=task_type.name,
+            task_type_id=task_type.id,
+            parameters=parameters,
+            priority=priority,
+            metadata=metadata,
+            owner=principal.name,
+            max_attempts=task_type.max_attempts,
+            at=utc_now(),
+        )
+        queued = task_type.executor is Executor.WORKER
+        stored = await self.tasks.create(task, event, queued=queued, idempotency_key=key)
+        return Submitted(stored, created=stored.id == task.id, queued=queued)
+
+    async def resolve_type(self, type_name: str | None, type_id: int | None) -> TaskType:
+        """The type a submission names by `type`, `task_type_id` or both (which must agree)."""
+        if type_name is None and type_id is None:
+            raise BadRequest("name the task type with `type` or `task_type_id`")
+        task_type = await self.types.get(type_id if type_id is not None else str(type_name))
+        if type_name is not None and task_type.name != type_name:
+            raise BadRequest(f"task_type_id {type_id} is {task_type.name!r}, not {type_name!r}")
+        return task_type
+
+    async def get(self, principal: Principal, task_id: str) -> Task:
+        return ensure_visible(principal, await self.tasks.get(task_id))
+
+    async def events(self, principal: Principal, task_id: str) -> list[Event]:
+        await self.get(principal, task_id)
+        return await self.tasks.events(task_id)
+
+    async def page(self, principal: Principal, query: TaskQuery) -> Page:
+        ensure_may_filter_owner(principal, query.owner)
+        if not principal.is_admin:
+            query = TaskQuery(query.statuses, query.type_id, principal.name, query.limit, query.cursor)
+        return await self.tasks.page(query)
+
+    async def update(self, principal: Principal, task_id: str, patch: Patch, fields: set[str]) -> Task:
+        stored = await self.tasks.read(task_id)
+        ensure_may_write(principal, stored.task, fields)
+        if patch.status is TaskStatus.PENDING:
+            task_type = await self._active_type(stored.task.task_type_id)
+            patch = Patch(
+                **{name: getattr(patch, name) for name in fields}, extra_attempts=task_type.max_attempts
+            )
+        return (await self.tasks.change(task_id, patch, known=stored)).task
+
+    async def cancel(self, principal: Principal, task_id: str) -> Task:
+        stored = await self.tasks.read(task_id)
+        ensure_visible(principal, stored.task)
+        return (await self.tasks.change(task_id, RequestCancel(), known=stored)).task
+
+    async def retry(self, principal: Principal, task_id: str) -> Task:
+        stored = await self.tasks.read(task_id)
+        ensure_visible(principal, stored.task)
+        task_type = await self._active_type(stored.task.task_type_id)
+        return (await self.tasks.change(task_id, Retry(task_type.max_attempts), known=stored)).task
+
+    async def delete(self, principal: Principal, task_id: str) -> None:
+        stored = await self.tasks.read(task_id)
+        ensure_visible(principal, stored.task)
+        await self.tasks.change(task_id, Delete(), known=stored)
+
+    async def _active_type(self, ref: str | int) -> TaskType:
+        task_type = await self.types.get(ref)
+        if not task_type.is_active:
+            raise Inactive(f"task type {task_type.name!r} is not active")
+        return task_type

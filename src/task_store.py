@@ -1,0 +1,139 @@
+"""Tasks in Redis: the record hash, its event history and the listing indexes.
+
+Every change is read → transitions.apply → one atomic check-then-write guarded by `seq`;
+when another writer got there first, the change is re-applied to what it wrote.
+"""
+
+import heapq
+from collections.abc import Sequence
+from datetime import datetime
+
+import msgspec
+from redis.asyncio import Redis
+
+from src import keys
+from src.atomic import Atomic, GuardFailed
+from src.errors import NotFound
+from src.tasks import Event, Task, TaskStatus, utc_now
+from src.transitions import Change, apply
+from src.writes import Stored, change_plan, create_plan, job_after, job_id_for
+
+decode_task = msgspec.json.Decoder(Task).decode
+decode_events = msgspec.json.Decoder(list[Event]).decode
+
+
+class Page(msgspec.Struct, frozen=True):
+    tasks: list[Task]
+    next_cursor: int | None  # rank to continue below, when more rows exist
+
+
+class TaskQuery(msgspec.Struct, frozen=True):
+    statuses: Sequence[TaskStatus] = ()
+    type_id: int | None = None
+    owner: str | None = None
+    limit: int = 100
+    cursor: int | None = None
+
+
+class TaskStore:
+    def __init__(
+        self, redis: Redis, atomic: Atomic, *, cancel_grace_s: float, idempotency_ttl_s: int
+    ) -> None:
+        self._redis = redis
+        self._atomic = atomic
+        self._cancel_grace_ms = int(cancel_grace_s * 1000)
+        self._idempotency_ttl_s = idempotency_ttl_s
+
+    async def read(self, task_id: str) -> Stored:
+        """The task and its store-only fields; NotFound when there is no such task."""
+        fields = await self._redis.hmget(keys.task(task_id), ["doc", "rank", "job"])
+        if fields[0] is None:
+            raise NotFound(f"task {task_id!r} not found")
+        doc, rank, job = fields
+        return Stored(decode_task(doc), int(rank or 0), (job or b"").decode())
+
+    async def get(self, task_id: str) -> Task:
+        return (await self.read(task_id)).task
+
+    async def create(self, task: Task, event: Event, *, queued: bool, idempotency_key: str | None) -> Task:
+        """Store a new task (and its arq job when `queued`); with an idempotency key that was
+        already used, store nothing and return the task it created."""
+        rank = int(await self._redis.incr(keys.TASK_RANK))
+        job_id = job_id_for(task.id, event.seq) if queued else ""
+        plan = create_plan(task, event, rank, job_id, idempotency_key, self._idempotency_ttl_s)
+        try:
+            await self._atomic.run(plan)
+        except GuardFailed as failed:
+            if failed.index == 2:  # the idempotency key names the first task
+                return await self.get(failed.found)
+            raise
+        return task
+
+    async def idempotent_task(self, idempotency_key: str) -> Task | None:
+        """The task an idempotency key created, if the key and the task still exist."""
+        task_id = await self._redis.get(idempotency_key)
+        if task_id is None:
+            return None
+        try:
+            return await self.get(task_id.decode())
+        except NotFound:
+            await self._redis.delete(idempotency_key)  # its task was deleted: the key is free
+            return None
+
+    async def change(
+        self, task_id: str, change: Change, *, known: Stored | None = None, by_attempt: bool = False
+    ) -> Stored:
+        """Apply `change` atomically and return the task as stored after it.
+
+        `known` is a recent read to try first (it saves a round trip when it is still current).
+        """
+        before = known or await self.read(task_id)
+        while True:
+            now = utc_now()
+            task, event = apply(before.task, change, now)
+            if event is None:
+                return before
+            plan = change_plan(
+                before, task, event, by_attempt=by_attempt, cancel_deadline_ms=self._deadline_ms(now)
+            )
+            try:
+                await self._atomic.run(plan)
+            except GuardFailed:
+                before = await self.read(task_id)  # someone else wrote first: re-apply on theirs
+                continue
+            return Stored(task, before.rank, job_after(before, task, event))
+
+    async def events(self, task_id: str) -> list[Event]:
+        """The task's history, oldest first; NotFound when there is no such task."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.exists(keys.task(task_id))
+            pipe.lrange(keys.task_events(task_id), 0, -1)
+            exists, items = await pipe.execute()
+        if not exists:
+            raise NotFound(f"task {task_id!r} not found")
+        return decode_events(b"[" + b",".join(items) + b"]")
+
+    async def page(self, query: TaskQuery) -> Page:
+        """A page of tasks, newest first, read from the index of each wanted status."""
+        type_id = keys.ANY if query.type_id is None else query.type_id
+        statuses: Sequence[str] = query.statuses or [keys.ANY]
+        indexes = [keys.task_index(status, type_id, query.owner or keys.ANY) for status in statuses]
+        upper = "+inf" if query.cursor is None else f"({query.cursor}"
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for index in indexes:
+                pipe.zrevrangebyscore(index, upper, "-inf", start=0, num=query.limit + 1, withscores=True)
+            ranked = await pipe.execute()
+        rows = list(heapq.merge(*ranked, key=lambda row: -row[1]))[: query.limit + 1]
+        more = len(rows) > query.limit
+        rows = rows[: query.limit]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for member, _ in rows:
+                pipe.hget(keys.task(member.decode()), "doc")
+            docs = await pipe.execute()
+        tasks = [decode_task(doc) for doc in docs if doc is not None]
+        wanted = set(query.statuses)
+        tasks = [t for t in tasks if not wanted or t.status in wanted]  # moved since the index read
+        return Page(tasks, int(rows[-1][1]) if more else None)
+
+    def _deadline_ms(self, now: datetime) -> int:
+        return int(now.timestamp() * 1000) + self._cancel_grace_ms

@@ -1,0 +1,6 @@
+"""Workers: declare handlers with @task, report with ctx.progress; `jobcast worker` runs them."""
+
+from src.workers.context import TaskContext
+from src.workers.definition import TaskDefinition, task
+
+__all__ = ["TaskContext", "TaskDefinition", "task"]

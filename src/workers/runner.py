@@ -1,0 +1,154 @@
+"""The arq job behind every task: claim the attempt, run the handler, store how it ended.
+
+Each step is a transition from src.transitions written atomically by the task store, so the
+record, its history and the published events agree whatever happens between steps.
+"""
+
+import asyncio
+import logging
+import traceback
+from typing import Any
+
+import msgspec
+from arq import Retry
+
+from src.errors import InvalidTransition, NotFound
+from src.tasks import TaskStatus
+from src.transitions import Change, Finish, Requeue, Start
+from src.workers.context import TaskContext
+from src.workers.definition import TaskDefinition
+from src.workers.state import WorkerState, worker_state
+from src.writes import Stored
+
+log = logging.getLogger("jobcast.worker")
+
+NO_HANDLER_RETRY_S = 1.0
+
+
+async def run_task(ctx: dict[str, Any], task_id: str) -> None:
+    """arq's entry point: `task_id` is the job's only argument; everything else is in Redis."""
+    state = worker_state(ctx)
+    stored = await _claimable(state, task_id, str(ctx["job_id"]))
+    if stored is None:
+        return
+    definition = state.definitions.get(stored.task.type)
+    if definition is None:
+        log.warning("task %s: this worker has no handler for %r; putting it back", task_id, stored.task.type)
+        raise Retry(defer=NO_HANDLER_RETRY_S)
+    if stored.task.attempts >= stored.task.max_attempts:
+        error = f"no attempts left ({stored.task.attempts} of {stored.task.max_attempts} used)"
+        await _end(state, Finish(stored.task.attempts, TaskStatus.FAILED, error_message=error), stored)
+        return
+    try:
+        stored = await state.tasks.change(
+            task_id, Start(stored.task.attempts + 1), known=stored, by_attempt=True
+        )
+    except InvalidTransition as error:
+        log.info("task %s: not started: %s", task_id, error)
+        return
+    state.running.add(task_id)
+    try:
+        await _attempt(state, definition, stored)
+    finally:
+        state.running.discard(task_id)
+
+
+async def _claimable(state: WorkerState, task_id: str, job_id: str) -> Stored | None:
+    """The task, if this job is its current one and it is still waiting to run."""
+    try:
+        stored = await state.tasks.read(task_id)
+    except NotFound:
+        log.info("job %s: task %s no longer exists", job_id, task_id)
+        return None
+    if stored.job != job_id or stored.task.status is not TaskStatus.PENDING:
+        log.info(
+            "job %s: task %s is %s with job %s; nothing to do",
+            job_id,
+            task_id,
+            stored.task.status,
+            stored.job,
+        )
+        return None
+    return stored
+
+
+async def _attempt(state: WorkerState, definition: TaskDefinition[Any], stored: Stored) -> None:
+    task = stored.task
+    attempt = task.attempts
+    try:
+        parameters = msgspec.convert(task.parameters, definition.parameters_type)
+    except msgspec.ValidationError as error:
+        failed = Finish(attempt, TaskStatus.FAILED, error_message=f"invalid parameters: {error}")
+        await _end(state, failed, stored)
+        return
+    timeout_s = (await state.types.get(task.task_type_id)).timeout_s
+    ctx = TaskContext(state.tasks, stored, state.settings.progress_hz)
+    try:
+        async with asyncio.timeout(timeout_s) as deadline:
+            result = await definition(ctx, parameters)
+        result = msgspec.to_builtins(result)
+    except asyncio.CancelledError:
+        if ctx.superseded:
+            ctx.log.info("stopped: %s", ctx.superseded)
+            return
+        await _stop(state, ctx)
+        raise
+    except Exception as error:
+        expired = isinstance(error, TimeoutError) and deadline.expired()
+        message = f"TimeoutError: the attempt ran longer than {timeout_s}s" if expired else _describe(error)
+        await _fail(state, ctx, message, traceback.format_exc())
+    else:
+        await ctx.flush()
+        await _end(state, Finish(attempt, TaskStatus.COMPLETED, result=result), ctx.stored)
+
+
+async def _fail(state: WorkerState, ctx: TaskContext, message: str, trace: str) -> None:
+    """Retry with exponential backoff while attempts remain; otherwise the task has failed."""
+    await ctx.flush()
+    task, attempt = ctx.stored.task, ctx.attempt
+    ctx.log.warning("attempt %d failed: %s", attempt, message)
+    if attempt >= task.max_attempts:
+        failed = Finish(attempt, TaskStatus.FAILED, error_message=message, traceback=trace)
+        await _end(state, failed, ctx.stored)
+        return
+    requeue = Requeue(attempt, reason="error", error_message=message, traceback=trace)
+    if await _end(state, requeue, ctx.stored):
+        raise Retry(
+            defer=backoff_s(attempt, state.settings.retry_backoff_s, state.settings.retry_backoff_max_s)
+        )
+
+
+async def _stop(state: WorkerState, ctx: TaskContext) -> None:
+    """The handler was cancelled: by a cancel request (the task is cancelled), or because this
+    worker is stopping (the task goes back to pending for another worker)."""
+    await ctx.flush()
+    try:
+        current = await state.tasks.read(ctx.task_id)
+    except NotFound:
+        return
+    if current.task.cancel_requested:
+        change: Change = Finish(ctx.attempt, TaskStatus.CANCELLED, reason="cancel requested")
+    else:
+        change = Requeue(ctx.attempt, reason="worker stopped")
+    await _end(state, change, current)
+
+
+async def _end(state: WorkerState, change: Change, stored: Stored) -> bool:
+    """Store how the attempt ended; False when someone else already decided (cancel grace
+    expired, an admin's PUT, a delete)."""
+    try:
+        await state.tasks.change(stored.task.id, change, known=stored, by_attempt=True)
+    except (InvalidTransition, NotFound) as error:
+        log.info("task %s: outcome not stored: %s", stored.task.id, error)
+        return False
+    return True
+
+
+def backoff_s(attempt: int, base_s: float, max_s: float) -> float:
+    """Delay before the attempt after `attempt`: base, twice that, four times, ... up to max_s."""
+    return float(min(max_s, base_s * 2 ** (attempt - 1)))
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
