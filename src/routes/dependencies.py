@@ -3,7 +3,7 @@
 from typing import Any
 
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.types import Scope
 
 from src.access import ANONYMOUS, Principal
@@ -49,3 +49,10 @@ DEPENDENCIES: dict[str, Any] = {
     "hub": Provide(provide_hub, sync_to_thread=False),
     "settings": Provide(provide_settings, sync_to_thread=False),
 }
+
+Caller = NamedDependency[Principal]
+ServicesDep = NamedDependency[Services]
+ActionsDep = NamedDependency[TaskActions]
+TypesDep = NamedDependency[TypeStore]
+HubDep = NamedDependency[Hub]
+SettingsDep = NamedDependency[Settings]

@@ -6,8 +6,7 @@ import msgspec
 from litestar import Response, get
 from redis.exceptions import RedisError
 
-from src.events.hub import Hub
-from src.services import Services
+from src.routes.dependencies import HubDep, ServicesDep
 
 PING_TIMEOUT_S = 1.0
 
@@ -23,7 +22,7 @@ async def live() -> Health:
 
 
 @get("/health/ready", tags=["operations"], summary="Redis is reachable and events are flowing")
-async def ready(services: Services, hub: Hub) -> Response[Health]:
+async def ready(services: ServicesDep, hub: HubDep) -> Response[Health]:
     try:
         await asyncio.wait_for(services.redis.ping(), PING_TIMEOUT_S)
     except (RedisError, OSError, TimeoutError) as error:

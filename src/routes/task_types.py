@@ -4,11 +4,12 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, delete, get, post, put
-from litestar.params import Parameter
+from litestar.params import JSONBody, PathParameter, QueryParameter
 from msgspec import UNSET, UnsetType
 
-from src.access import Principal, ensure_admin
+from src.access import ensure_admin
 from src.errors import BadRequest
+from src.routes.dependencies import Caller, TypesDep
 from src.schemas import check_schema
 from src.task_types import (
     DEFAULT_MAX_ATTEMPTS,
@@ -20,9 +21,8 @@ from src.task_types import (
     TimeoutS,
     TypeName,
 )
-from src.type_store import TypeStore
 
-Ref = Annotated[str, Parameter(description="The task type's integer id or its name.")]
+Ref = Annotated[str, PathParameter(description="The task type's integer id or its name.")]
 
 
 class TaskTypeCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -54,22 +54,24 @@ class TaskTypeController(Controller):
     tags = ("task types",)
 
     @post("/", summary="Create a task type")
-    async def create(self, data: TaskTypeCreate, types: TypeStore, principal: Principal) -> TaskType:
+    async def create(self, data: JSONBody[TaskTypeCreate], types: TypesDep, principal: Caller) -> TaskType:
         ensure_admin(principal, "create task types")
         check_schema(data.parameters_schema)
         return await types.create(msgspec.structs.asdict(data))
 
     @get("/", summary="List task types, in id order")
-    async def list_types(self, types: TypeStore, include_inactive: bool = False) -> list[TaskType]:
+    async def list_types(
+        self, types: TypesDep, include_inactive: Annotated[bool, QueryParameter()] = False
+    ) -> list[TaskType]:
         return await types.all(include_inactive)
 
     @get("/{ref:str}", summary="Read a task type by id or name")
-    async def read(self, ref: Ref, types: TypeStore) -> TaskType:
+    async def read(self, ref: Ref, types: TypesDep) -> TaskType:
         return await types.get(ref)
 
     @put("/{ref:str}", summary="Update some fields of a task type")
     async def update(
-        self, ref: Ref, data: TaskTypeUpdate, types: TypeStore, principal: Principal
+        self, ref: Ref, data: JSONBody[TaskTypeUpdate], types: TypesDep, principal: Caller
     ) -> TaskType:
         ensure_admin(principal, "change task types")
         changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not UNSET}
@@ -81,6 +83,6 @@ class TaskTypeController(Controller):
         return await types.update(current.id, changes)
 
     @delete("/{ref:str}", summary="Deactivate a task type (it still reads back)")
-    async def deactivate(self, ref: Ref, types: TypeStore, principal: Principal) -> None:
+    async def deactivate(self, ref: Ref, types: TypesDep, principal: Caller) -> None:
         ensure_admin(principal, "delete task types")
         await types.update(ref, {"is_active": False})

@@ -5,24 +5,23 @@ from urllib.parse import urlencode
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post, put
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 from msgspec import UNSET, UnsetType
 
-from src.access import Principal
 from src.errors import BadRequest
 from src.routes.celery_status import CeleryStatus, celery_status
-from src.task_actions import TaskActions
+from src.routes.dependencies import ActionsDep, Caller
 from src.task_store import TaskQuery
 from src.tasks import DEFAULT_PRIORITY, Event, Priority, Progress, Task, TaskStatus, task_path
 from src.transitions import Patch
 
 IdempotencyKey = Annotated[
     str | None,
-    Parameter(header="Idempotency-Key", min_length=1, max_length=255, required=False,
-              description="A repeat with the same key and owner within 24 h returns the first task."),
+    HeaderParameter(name="Idempotency-Key", min_length=1, max_length=255, required=False,
+                    description="A repeat with the same key and owner within 24 h returns the first task."),
 ]  # fmt: skip
-Limit = Annotated[int, Parameter(ge=1, le=1000, description="Rows per page.")]
-Cursor = Annotated[str | None, Parameter(description="From the `Link: rel=next` of the previous page.")]
+Limit = Annotated[int, QueryParameter(ge=1, le=1000, description="Rows per page.")]
+Cursor = Annotated[str | None, QueryParameter(description="From the `Link: rel=next` of the previous page.")]
 
 
 class TaskSubmission(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -49,9 +48,9 @@ class TaskController(Controller):
     @post("/", summary="Submit a task", status_code=202)
     async def submit(
         self,
-        data: TaskSubmission,
-        actions: TaskActions,
-        principal: Principal,
+        data: JSONBody[TaskSubmission],
+        actions: ActionsDep,
+        principal: Caller,
         idempotency_key: IdempotencyKey,
     ) -> Response[Task]:
         """202 for a worker type (queued), 201 for an external type, 200 for an idempotent repeat."""
@@ -72,12 +71,12 @@ class TaskController(Controller):
     async def list_tasks(
         self,
         request: Request[Any, Any, Any],
-        actions: TaskActions,
-        principal: Principal,
-        status: str | None = None,
-        type_name: Annotated[str | None, Parameter(query="type")] = None,
-        task_type_id: Annotated[int | None, Parameter(ge=1)] = None,
-        owner: str | None = None,
+        actions: ActionsDep,
+        principal: Caller,
+        status: FromQuery[str | None] = None,
+        type_name: Annotated[str | None, QueryParameter(name="type")] = None,
+        task_type_id: Annotated[int | None, QueryParameter(ge=1)] = None,
+        owner: FromQuery[str | None] = None,
         limit: Limit = 100,
         cursor: Cursor = None,
     ) -> Response[list[Task]]:
@@ -95,34 +94,34 @@ class TaskController(Controller):
         return Response(page.tasks, headers=headers)
 
     @get("/{task_id:str}", summary="Read a task")
-    async def read(self, task_id: str, actions: TaskActions, principal: Principal) -> Task:
+    async def read(self, task_id: FromPath[str], actions: ActionsDep, principal: Caller) -> Task:
         return await actions.get(principal, task_id)
 
     @put("/{task_id:str}", summary="Update some fields of a task")
     async def update(
-        self, task_id: str, data: TaskUpdate, actions: TaskActions, principal: Principal
+        self, task_id: FromPath[str], data: JSONBody[TaskUpdate], actions: ActionsDep, principal: Caller
     ) -> Task:
         fields = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not UNSET}
         return await actions.update(principal, task_id, Patch(**fields), set(fields))
 
     @delete("/{task_id:str}", summary="Delete a task (a running one is cancelled first)")
-    async def remove(self, task_id: str, actions: TaskActions, principal: Principal) -> None:
+    async def remove(self, task_id: FromPath[str], actions: ActionsDep, principal: Caller) -> None:
         await actions.delete(principal, task_id)
 
     @post("/{task_id:str}/cancel", summary="Cancel a task", status_code=200)
-    async def cancel(self, task_id: str, actions: TaskActions, principal: Principal) -> Task:
+    async def cancel(self, task_id: FromPath[str], actions: ActionsDep, principal: Caller) -> Task:
         return await actions.cancel(principal, task_id)
 
     @post("/{task_id:str}/retry", summary="Run a failed or cancelled task again", status_code=200)
-    async def retry(self, task_id: str, actions: TaskActions, principal: Principal) -> Task:
+    async def retry(self, task_id: FromPath[str], actions: ActionsDep, principal: Caller) -> Task:
         return await actions.retry(principal, task_id)
 
     @get("/{task_id:str}/events", summary="A task's event history, in seq order")
-    async def events(self, task_id: str, actions: TaskActions, principal: Principal) -> list[Event]:
+    async def events(self, task_id: FromPath[str], actions: ActionsDep, principal: Caller) -> list[Event]:
         return await actions.events(principal, task_id)
 
     @get("/{task_id:str}/status", summary="A task in the shape Celery-era polling clients read")
-    async def status(self, task_id: str, actions: TaskActions, principal: Principal) -> CeleryStatus:
+    async def status(self, task_id: FromPath[str], actions: ActionsDep, principal: Caller) -> CeleryStatus:
         return celery_status(await actions.get(principal, task_id))
 
 

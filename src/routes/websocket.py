@@ -8,13 +8,13 @@ from typing import Any
 
 from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
+from litestar.params import FromPath
 
-from src.access import Principal
-from src.events.hub import Client, Hub
+from src.events.hub import Client
 from src.events.protocol import ErrorCode, ProtocolError, Subscribe, error_frame
 from src.events.session import Session
+from src.routes.dependencies import Caller, HubDep, SettingsDep, TypesDep
 from src.settings import Settings
-from src.type_store import TypeStore
 
 NORMAL = 1000
 POLICY_VIOLATION = 1008
@@ -27,7 +27,7 @@ Socket = WebSocket[Any, Any, Any]
 
 @websocket("/ws")
 async def events_socket(
-    socket: Socket, hub: Hub, types: TypeStore, principal: Principal, settings: Settings
+    socket: Socket, hub: HubDep, types: TypesDep, principal: Caller, settings: SettingsDep
 ) -> None:
     """Subscribe and unsubscribe with JSON ops; receive snapshots and events."""
     client = Client(principal, settings.ws_buffer)
@@ -37,11 +37,11 @@ async def events_socket(
 @websocket("/ws/tasks/{task_id:str}")
 async def task_socket(
     socket: Socket,
-    task_id: str,
-    hub: Hub,
-    types: TypeStore,
-    principal: Principal,
-    settings: Settings,
+    task_id: FromPath[str],
+    hub: HubDep,
+    types: TypesDep,
+    principal: Caller,
+    settings: SettingsDep,
 ) -> None:
     """One task at once (`?since=N` to resume); closed with 1000 after its final event."""
     client = Client(principal, settings.ws_buffer, close_on_final=True)
