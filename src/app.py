@@ -47,6 +47,7 @@ def create_app(settings: Settings) -> Litestar:
             RedisConnectionError: _redis_unavailable,
             RedisTimeoutError: _redis_unavailable,
             NotFoundException: _no_such_route,
+            RecursionError: _too_deep,
         },
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="jobcast", version=VERSION, path="/schema"),
@@ -78,6 +79,11 @@ def _jobcast_error(_: Request[Any, Any, Any], error: errors.JobcastError) -> Res
 def _redis_unavailable(_: Request[Any, Any, Any], __: Exception) -> Response[Any]:
     detail = "the task store is unavailable; retry shortly"
     return _error(503, detail, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
+def _too_deep(_: Request[Any, Any, Any], __: RecursionError) -> Response[Any]:
+    # Decoding or validating input is the only deep recursion a request can cause.
+    return _error(400, "the request is nested too deeply to process")
 
 
 def _no_such_route(request: Request[Any, Any, Any], error: NotFoundException) -> Response[Any]:

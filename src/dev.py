@@ -122,6 +122,7 @@ def _stop(children: list[subprocess.Popen[bytes]]) -> None:
 
 def _port_taken(host: str, port: int) -> bool:
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is free
         try:
             probe.bind((host, port))
         except OSError:

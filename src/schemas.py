@@ -14,6 +14,7 @@ from src.errors import InvalidParameters, InvalidSchema
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 REF_KEYWORDS = ("$ref", "$dynamicRef")
+MESSAGE_MAX_CHARS = 300
 
 
 def check_schema(schema: dict[str, Any]) -> None:
@@ -77,7 +78,14 @@ def _failures(error: ValidationError) -> Iterator[dict[str, str]]:
             if name not in known and not any(re.search(p, name) for p in patterns):
                 yield {"path": path + pointer([name]), "message": "this field is not allowed"}
         return
-    yield {"path": path, "message": error.message}
+    yield {"path": path, "message": _shorten(error.message)}
+
+
+def _shorten(message: str) -> str:
+    """jsonschema quotes the failing value; a huge value must not make a huge answer."""
+    if len(message) <= MESSAGE_MAX_CHARS:
+        return message
+    return message[: MESSAGE_MAX_CHARS - 3] + "..."
 
 
 def _refs(node: Any, path: str) -> Iterator[tuple[str, str]]:

@@ -10,13 +10,12 @@ from redis.asyncio import Redis
 from src.atomic import Atomic
 from src.events.hub import Hub
 from src.settings import Settings
-from src.sweeper import Sweeper
+from src.sweeper import SWEEP_INTERVAL_S, Sweeper
 from src.task_actions import TaskActions
 from src.task_store import TaskStore
 from src.type_store import TypeStore
 
 HUB_START_WAIT_S = 5.0
-SWEEP_INTERVAL_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -35,8 +34,10 @@ def connect_redis(settings: Settings) -> Redis:
 
 def open_stores(settings: Settings, redis: Redis) -> tuple[TaskStore, TypeStore]:
     atomic = Atomic(redis)
+    # A sweeper acts at its first pass after a cancel deadline: leave it time to get there.
+    deadline_s = max(0.0, settings.cancel_grace_s - 2 * SWEEP_INTERVAL_S)
     tasks = TaskStore(
-        redis, atomic, cancel_grace_s=settings.cancel_grace_s, idempotency_ttl_s=settings.idempotency_ttl_s
+        redis, atomic, cancel_deadline_s=deadline_s, idempotency_ttl_s=settings.idempotency_ttl_s
     )
     return tasks, TypeStore(redis, atomic)
 

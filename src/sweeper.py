@@ -20,6 +20,7 @@ from src.transitions import ExpireCancel
 log = logging.getLogger(__name__)
 
 ABORT_MAX_AGE_MS = 60_000
+SWEEP_INTERVAL_S = 0.5
 BATCH = 100
 
 

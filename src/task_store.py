@@ -37,11 +37,11 @@ class TaskQuery(msgspec.Struct, frozen=True):
 
 class TaskStore:
     def __init__(
-        self, redis: Redis, atomic: Atomic, *, cancel_grace_s: float, idempotency_ttl_s: int
+        self, redis: Redis, atomic: Atomic, *, cancel_deadline_s: float, idempotency_ttl_s: int
     ) -> None:
         self._redis = redis
         self._atomic = atomic
-        self._cancel_grace_ms = int(cancel_grace_s * 1000)
+        self._cancel_deadline_ms = int(cancel_deadline_s * 1000)
         self._idempotency_ttl_s = idempotency_ttl_s
 
     async def read(self, task_id: str) -> Stored:
@@ -136,4 +136,4 @@ class TaskStore:
         return Page(tasks, int(rows[-1][1]) if more else None)
 
     def _deadline_ms(self, now: datetime) -> int:
-        return int(now.timestamp() * 1000) + self._cancel_grace_ms
+        return int(now.timestamp() * 1000) + self._cancel_deadline_ms

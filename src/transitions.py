@@ -192,9 +192,9 @@ def _retry(task: Task, extra_attempts: int, reason: str, at: datetime) -> Outcom
 
 
 def _patch(task: Task, patch: Patch, at: datetime) -> Outcome:
-    moved = patch.status is not UNSET and patch.status is not task.status
-    if not moved and task.status in TERMINAL and patch.status is not UNSET:
+    if patch.status is task.status:  # not a move: two workers must not both claim a task
         raise InvalidTransition(f"task is already {task.status}")
+    moved = patch.status is not UNSET
     if moved and patch.status is Pending:
         if _changes_outcome(patch):
             raise InvalidTransition("a retry cannot also set progress, result or error_message")

@@ -10,7 +10,9 @@ from tests.wsclient import WsClient, is_final
 async def test_demo_sleep_streams_to_a_subscriber(
     app: ServedApp, http: httpx.AsyncClient, worker: JobcastProcess
 ) -> None:
-    response = await http.post("/api/tasks", json={"type": "demo.sleep", "parameters": {"seconds": 0.2, "steps": 4}})
+    response = await http.post(
+        "/api/tasks", json={"type": "demo.sleep", "parameters": {"seconds": 0.2, "steps": 4}}
+    )
     assert response.status_code == 202, response.text
     task_id = response.json()["id"]
     async with await WsClient.connect(app.ws_url + "/ws") as ws:

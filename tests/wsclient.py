@@ -36,6 +36,17 @@ class WsClient:
                 if done(frames[-1]):
                     return frames
 
+    async def rest(self, timeout_s: float = WAIT_S) -> list[Frame]:
+        """Every frame until the server closes the connection."""
+        frames: list[Frame] = []
+        try:
+            async with asyncio.timeout(timeout_s):
+                async for message in self.connection:
+                    frames.append(json.loads(message))
+        except websockets.ConnectionClosed:
+            pass
+        return frames
+
     async def close_code(self, timeout_s: float = WAIT_S) -> int | None:
         """Read until the server closes; return its close code."""
         try:
@@ -56,10 +67,34 @@ class WsClient:
         await self.close()
 
 
+def status_of(frame: Frame) -> str | None:
+    """The task status a snapshot or event frame reports."""
+    if frame.get("type") == "snapshot":
+        return str(frame["task"]["status"])
+    return frame.get("status") if frame.get("type") == "event" else None
+
+
+def is_running(frame: Frame) -> bool:
+    return status_of(frame) == "running"
+
+
+FINAL_EVENTS = {"task.completed", "task.failed", "task.cancelled", "task.deleted"}
+TERMINAL = {"completed", "failed", "cancelled"}
+
+
 def is_final(frame: Frame) -> bool:
-    return frame.get("type") == "event" and frame.get("event") in {
-        "task.completed",
-        "task.failed",
-        "task.cancelled",
-        "task.deleted",
-    }
+    """A final event, or a snapshot of a task that had already finished."""
+    if frame.get("type") == "snapshot":
+        return frame["task"]["status"] in TERMINAL
+    return frame.get("type") == "event" and frame.get("event") in FINAL_EVENTS
+
+
+async def follow(
+    ws_url: str, task_id: str, since: int | None = None, timeout_s: float = WAIT_S
+) -> list[Frame]:
+    """All frames of /ws/tasks/{id}: subscribed, a snapshot, events up to the final one."""
+    query = "" if since is None else f"?since={since}"
+    async with await WsClient.connect(f"{ws_url}/ws/tasks/{task_id}{query}") as ws:
+        frames = await ws.rest(timeout_s)
+        assert ws.connection.close_code == 1000, ws.connection.close_code
+    return frames

@@ -82,17 +82,19 @@ def decode_op(text: str) -> Op:
         raise _explain(text, error) from None
     except msgspec.DecodeError:
         raise ProtocolError(ErrorCode.INVALID_JSON, "the frame is not valid JSON") from None
+    except RecursionError:
+        raise ProtocolError(ErrorCode.INVALID_FRAME, "the frame is nested too deeply") from None
 
 
 def _explain(text: str, error: msgspec.ValidationError) -> ProtocolError:
     try:
         frame = _decode_any(text)
-    except msgspec.ValidationError:  # e.g. a number too large for any type
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):  # too large, cut off, too deep
         frame = {}
     if not isinstance(frame, dict) or "op" not in frame:
         return ProtocolError(ErrorCode.INVALID_FRAME, f"a frame is a JSON object with an `op` ({error})")
     op = frame["op"]
-    if op not in OP_NAMES:
+    if not isinstance(op, str) or op not in OP_NAMES:
         known = ", ".join(sorted(OP_NAMES))
         return ProtocolError(ErrorCode.UNKNOWN_OP, f"unknown op {op!r}: use one of {known}")
     return ProtocolError(ErrorCode.INVALID_FRAME, f"invalid {op} frame: {error}")

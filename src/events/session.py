@@ -81,7 +81,8 @@ class Session:
             await hub.watch_task(client, target.task_id, target.since, subscribed_frame(target))
             return
         if target.type is not None:
-            await self._types.get(target.type)
+            if await self._types.find_name(target.type) is None:
+                raise NotFound(f"task type {target.type!r} not found")
             hub.watch_group(client, task_type=target.type)
         elif target.owner is not None:
             hub.watch_group(client, owner=self._owner(target.owner))

@@ -39,16 +39,13 @@ async def run_task(ctx: dict[str, Any], task_id: str) -> None:
         error = f"no attempts left ({stored.task.attempts} of {stored.task.max_attempts} used)"
         await _end(state, Finish(stored.task.attempts, TaskStatus.FAILED, error_message=error), stored)
         return
-    try:
-        stored = await state.tasks.change(
-            task_id, Start(stored.task.attempts + 1), known=stored, by_attempt=True
-        )
-    except InvalidTransition as error:
-        log.info("task %s: not started: %s", task_id, error)
+    timeout_s = (await state.types.get(stored.task.task_type_id)).timeout_s
+    started = await _start(state, stored)
+    if started is None:
         return
     state.running.add(task_id)
     try:
-        await _attempt(state, definition, stored)
+        await _attempt(state, definition, started, timeout_s)
     finally:
         state.running.discard(task_id)
 
@@ -62,26 +59,36 @@ async def _claimable(state: WorkerState, task_id: str, job_id: str) -> Stored | 
         return None
     if stored.job != job_id or stored.task.status is not TaskStatus.PENDING:
         log.info(
-            "job %s: task %s is %s with job %s; nothing to do",
-            job_id,
-            task_id,
-            stored.task.status,
-            stored.job,
+            "job %s: task %s is %s (job %s); nothing to do", job_id, task_id, stored.task.status, stored.job
         )
         return None
     return stored
 
 
-async def _attempt(state: WorkerState, definition: TaskDefinition[Any], stored: Stored) -> None:
+async def _start(state: WorkerState, stored: Stored) -> Stored | None:
+    """Claim the next attempt; None when someone else moved the task first."""
+    attempt = stored.task.attempts + 1
+    try:
+        return await state.tasks.change(stored.task.id, Start(attempt), known=stored, by_attempt=True)
+    except InvalidTransition as error:
+        log.info("task %s: not started: %s", stored.task.id, error)
+        return None
+    except asyncio.CancelledError:
+        await _stop(state, stored.task.id, attempt)  # the start may have been stored before the cancel
+        raise
+
+
+async def _attempt(
+    state: WorkerState, definition: TaskDefinition[Any], stored: Stored, timeout_s: float
+) -> None:
+    """Run the handler. From here on every await is inside the cancellation handler."""
     task = stored.task
-    attempt = task.attempts
     try:
         parameters = msgspec.convert(task.parameters, definition.parameters_type)
     except msgspec.ValidationError as error:
-        failed = Finish(attempt, TaskStatus.FAILED, error_message=f"invalid parameters: {error}")
+        failed = Finish(task.attempts, TaskStatus.FAILED, error_message=f"invalid parameters: {error}")
         await _end(state, failed, stored)
         return
-    timeout_s = (await state.types.get(task.task_type_id)).timeout_s
     ctx = TaskContext(state.tasks, stored, state.settings.progress_hz)
     try:
         async with asyncio.timeout(timeout_s) as deadline:
@@ -91,7 +98,8 @@ async def _attempt(state: WorkerState, definition: TaskDefinition[Any], stored: 
         if ctx.superseded:
             ctx.log.info("stopped: %s", ctx.superseded)
             return
-        await _stop(state, ctx)
+        await ctx.flush()
+        await _stop(state, ctx.task_id, ctx.attempt)
         raise
     except Exception as error:
         expired = isinstance(error, TimeoutError) and deadline.expired()
@@ -99,7 +107,7 @@ async def _attempt(state: WorkerState, definition: TaskDefinition[Any], stored: 
         await _fail(state, ctx, message, traceback.format_exc())
     else:
         await ctx.flush()
-        await _end(state, Finish(attempt, TaskStatus.COMPLETED, result=result), ctx.stored)
+        await _end(state, Finish(ctx.attempt, TaskStatus.COMPLETED, result=result), ctx.stored)
 
 
 async def _fail(state: WorkerState, ctx: TaskContext, message: str, trace: str) -> None:
@@ -118,18 +126,19 @@ async def _fail(state: WorkerState, ctx: TaskContext, message: str, trace: str) 
         )
 
 
-async def _stop(state: WorkerState, ctx: TaskContext) -> None:
-    """The handler was cancelled: by a cancel request (the task is cancelled), or because this
+async def _stop(state: WorkerState, task_id: str, attempt: int) -> None:
+    """The attempt was cancelled: by a cancel request (the task is cancelled), or because this
     worker is stopping (the task goes back to pending for another worker)."""
-    await ctx.flush()
     try:
-        current = await state.tasks.read(ctx.task_id)
+        current = await state.tasks.read(task_id)
     except NotFound:
         return
+    if current.task.status is not TaskStatus.RUNNING or current.task.attempts != attempt:
+        return  # never started, or already decided
     if current.task.cancel_requested:
-        change: Change = Finish(ctx.attempt, TaskStatus.CANCELLED, reason="cancel requested")
+        change: Change = Finish(attempt, TaskStatus.CANCELLED, reason="cancel requested")
     else:
-        change = Requeue(ctx.attempt, reason="worker stopped")
+        change = Requeue(attempt, reason="worker stopped")
     await _end(state, change, current)
 
 

@@ -14,7 +14,7 @@ from arq.worker import Worker, func
 from src.schemas import struct_schema
 from src.services import open_stores
 from src.settings import Settings
-from src.sweeper import Sweeper
+from src.sweeper import SWEEP_INTERVAL_S, Sweeper
 from src.task_types import Executor
 from src.tasks import utc_now
 from src.workers.definition import MAX_TIMEOUT_S, TaskDefinition
@@ -29,7 +29,6 @@ log = logging.getLogger("jobcast.worker")
 ARQ_MAX_TRIES = 1_000_000
 # Each attempt enforces its type's timeout_s; arq's own timeout only has to be longer.
 ARQ_TIMEOUT_S = MAX_TIMEOUT_S + 60
-SWEEP_INTERVAL_S = 0.5
 
 
 def build_worker(settings: Settings, definitions: dict[str, TaskDefinition[Any]]) -> Worker:
