@@ -41,6 +41,10 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     worker.add_argument("--concurrency", type=int, help="tasks run at once (JOBCAST_WORKER_CONCURRENCY)")
     worker.set_defaults(run=_worker)
+
+    health = commands.add_parser("health", help="exit 0 if this host's api is ready or its worker is alive")
+    health.add_argument("component", choices=["api", "worker"])
+    health.set_defaults(run=_health)
     return parser
 
 
@@ -91,3 +95,11 @@ def _dev(settings: Settings, args: argparse.Namespace) -> None:
     from src.dev import run_dev
 
     sys.exit(run_dev(_with_address(settings, args)))
+
+
+def _health(settings: Settings, args: argparse.Namespace) -> None:
+    from src.health_check import api_ready, worker_alive
+
+    healthy = api_ready(settings) if args.component == "api" else worker_alive(settings)
+    print(f"{args.component}: {'ok' if healthy else 'not ok'}")
+    sys.exit(0 if healthy else 1)

@@ -47,12 +47,16 @@ class Finish(msgspec.Struct, frozen=True):
 
 
 class Requeue(msgspec.Struct, frozen=True):
-    """The running attempt gave up but attempts remain: back to pending (`task.retrying`)."""
+    """The running attempt gave up but attempts remain: back to pending (`task.retrying`).
+
+    `refund`: the attempt does not count (its worker was stopped, the handler did not fail).
+    """
 
     attempt: int
     reason: str
     error_message: str | None = None
     traceback: str | None = None
+    refund: bool = False
 
 
 class RequestCancel(msgspec.Struct, frozen=True):
@@ -160,7 +164,12 @@ def _finish(task: Task, change: Finish, at: datetime) -> Outcome:
 
 
 def _requeue(task: Task, change: Requeue, at: datetime) -> Outcome:
-    fields = {"status": Pending, "progress": None, "error_message": change.error_message}
+    if task.cancel_requested:  # asked to stop: the attempt ending is the cancel, not a retry
+        cancelled = Finish(change.attempt, TaskStatus.CANCELLED, None, change.error_message, change.traceback)
+        return _finish(task, msgspec.structs.replace(cancelled, reason="cancel requested"), at)
+    fields: dict[str, Any] = {"status": Pending, "progress": None, "error_message": change.error_message}
+    if change.refund:
+        fields["max_attempts"] = task.max_attempts + 1
     extra = _present(error_message=change.error_message, traceback=change.traceback)
     return _emit(task, EventKind.RETRYING, at, fields, {"reason": change.reason, "progress": None} | extra)
 

@@ -1,11 +1,11 @@
 """/api/task-types over real HTTP against a served app and a real Redis (CONTRACT.md §0, §1)."""
 
-from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.api import assert_error, create_type, utc_time
 from tests.processes import JobcastProcess
 
 TYPE_FIELDS = {
@@ -29,14 +29,6 @@ ROWS_SCHEMA = {
 }
 
 
-async def create_type(http: httpx.AsyncClient, name: str, **fields: Any) -> dict[str, Any]:
-    """POST a task type and return it; the create must succeed."""
-    response = await http.post("/api/task-types", json={"name": name, **fields})
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
 async def read_type(http: httpx.AsyncClient, ref: str | int) -> dict[str, Any]:
     response = await http.get(f"/api/task-types/{ref}")
     assert response.status_code == 200, response.text
@@ -48,27 +40,6 @@ async def listed_names(http: httpx.AsyncClient, **params: str) -> list[str]:
     response = await http.get("/api/task-types", params=params)
     assert response.status_code == 200, response.text
     return [task_type["name"] for task_type in response.json()]
-
-
-def assert_error(response: httpx.Response, status_code: int, words: str | None = None) -> dict[str, Any]:
-    """The contract's error shape, with `words` in the detail when given."""
-    assert response.status_code == status_code, response.text
-    assert response.headers["Content-Type"].startswith("application/json")
-    body: dict[str, Any] = response.json()
-    assert body["status_code"] == status_code
-    assert isinstance(body["detail"], str)
-    assert body["detail"].strip()
-    if words is not None:
-        assert words in body["detail"].lower(), body
-    return body
-
-
-def utc_time(value: str) -> datetime:
-    """Parse an ISO 8601 UTC string with a `Z` or `+00:00` suffix."""
-    assert value.endswith(("Z", "+00:00")), value
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    assert parsed.utcoffset() == timedelta(0)
-    return parsed
 
 
 # --- create ---------------------------------------------------------------------------------------

@@ -4,13 +4,14 @@ import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 
 from src.settings import Settings
+from tests.api import assert_error, create_type, history, read_task, utc_time
 from tests.conftest import ServedApp
 from tests.wsclient import WsClient
 
@@ -53,14 +54,6 @@ BIG_BODY_BYTES = 1_100_000  # just over the default JOBCAST_MAX_BODY_BYTES of 1 
 # --- helpers --------------------------------------------------------------------------------------
 
 
-async def make_type(http: httpx.AsyncClient, name: str = "ext", **fields: Any) -> dict[str, Any]:
-    """Create a task type (external unless told otherwise) and return it."""
-    response = await http.post("/api/task-types", json={"name": name, **fields})
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
 async def submit(
     http: httpx.AsyncClient, type_name: str | None = "ext", key: str | None = None, **fields: Any
 ) -> httpx.Response:
@@ -75,13 +68,6 @@ async def new_task(http: httpx.AsyncClient, type_name: str = "ext", **fields: An
     """Submit a task of an external type (201) and return it."""
     response = await submit(http, type_name, **fields)
     assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-async def read(http: httpx.AsyncClient, task_id: str) -> dict[str, Any]:
-    response = await http.get(f"/api/tasks/{task_id}")
-    assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
 
@@ -114,13 +100,6 @@ async def task_in(http: httpx.AsyncClient, status: str) -> dict[str, Any]:
     return task
 
 
-async def history(http: httpx.AsyncClient, task_id: str) -> list[dict[str, Any]]:
-    response = await http.get(f"/api/tasks/{task_id}/events")
-    assert response.status_code == 200, response.text
-    events: list[dict[str, Any]] = response.json()
-    return events
-
-
 async def listed(http: httpx.AsyncClient, **params: Any) -> list[str]:
     response = await http.get("/api/tasks", params=params)
     assert response.status_code == 200, response.text
@@ -145,32 +124,11 @@ def next_link(response: httpx.Response) -> str | None:
     return match.group(1)
 
 
-def assert_error(response: httpx.Response, status_code: int, words: str | None = None) -> dict[str, Any]:
-    """The contract's error shape, with `words` in the detail when given."""
-    assert response.status_code == status_code, response.text
-    assert response.headers["Content-Type"].startswith("application/json")
-    body: dict[str, Any] = response.json()
-    assert body["status_code"] == status_code
-    assert isinstance(body["detail"], str)
-    assert body["detail"].strip()
-    if words is not None:
-        assert words in body["detail"].lower(), body
-    return body
-
-
-def utc_time(value: str) -> datetime:
-    """Parse an ISO 8601 UTC string with a `Z` or `+00:00` suffix."""
-    assert value.endswith(("Z", "+00:00")), value
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    assert parsed.utcoffset() == timedelta(0)
-    return parsed
-
-
 # --- submit ---------------------------------------------------------------------------------------
 
 
 async def test_submit_external_type_is_201_with_every_field(http: httpx.AsyncClient) -> None:
-    task_type = await make_type(http, "ext", max_attempts=4)
+    task_type = await create_type(http, "ext", max_attempts=4)
     response = await submit(http, "ext", parameters={"a": 1})
     assert response.status_code == 201, response.text
     assert response.headers["Content-Type"].startswith("application/json")
@@ -194,21 +152,21 @@ async def test_submit_external_type_is_201_with_every_field(http: httpx.AsyncCli
     assert utc_time(task["created_at"]) <= utc_time(task["updated_at"])
     assert task["started_at"] is None
     assert task["completed_at"] is None
-    assert await read(http, task["id"]) == task
+    assert await read_task(http, task["id"]) == task
 
 
 async def test_submit_worker_type_is_202_and_queued(http: httpx.AsyncClient) -> None:
-    await make_type(http, "queued", executor="worker")
+    await create_type(http, "queued", executor="worker")
     response = await submit(http, "queued", parameters={"n": 1}, priority=5, metadata={"who": "me"})
     assert response.status_code == 202, response.text
     task = response.json()
     assert set(task) >= TASK_FIELDS
     assert (task["status"], task["priority"], task["metadata"]) == ("pending", 5, {"who": "me"})
-    assert await read(http, task["id"]) == task
+    assert await read_task(http, task["id"]) == task
 
 
 async def test_submit_location_and_urls_lead_to_the_task(http: httpx.AsyncClient) -> None:
-    await make_type(http)
+    await create_type(http)
     response = await submit(http)
     task = response.json()
     assert (await http.get(response.headers["Location"])).json() == task
@@ -217,7 +175,7 @@ async def test_submit_location_and_urls_lead_to_the_task(http: httpx.AsyncClient
 
 
 async def test_task_ids_are_opaque_random_and_not_sequential(http: httpx.AsyncClient) -> None:
-    await make_type(http)
+    await create_type(http)
     ids = [(await new_task(http))["id"] for _ in range(20)]
     assert len(set(ids)) == 20
     for task_id in ids:
@@ -228,7 +186,7 @@ async def test_task_ids_are_opaque_random_and_not_sequential(http: httpx.AsyncCl
 
 
 async def test_submit_by_task_type_id_or_both_agreeing(http: httpx.AsyncClient) -> None:
-    task_type = await make_type(http)
+    task_type = await create_type(http)
     by_id = await submit(http, None, task_type_id=task_type["id"])
     assert by_id.status_code == 201, by_id.text
     assert by_id.json()["type"] == "ext"
@@ -238,33 +196,33 @@ async def test_submit_by_task_type_id_or_both_agreeing(http: httpx.AsyncClient) 
 
 
 async def test_submit_unknown_type_is_404(http: httpx.AsyncClient) -> None:
-    await make_type(http)
+    await create_type(http)
     assert_error(await submit(http, "no.such.type"), 404, "not found")
     assert_error(await submit(http, None, task_type_id=999), 404, "not found")
     assert await listed(http) == []
 
 
 async def test_submit_inactive_type_is_400_not_active(http: httpx.AsyncClient) -> None:
-    await make_type(http, "retired")
+    await create_type(http, "retired")
     assert (await http.delete("/api/task-types/retired")).status_code == 204
     assert_error(await submit(http, "retired"), 400, "not active")
     assert await listed(http) == []
 
 
 async def test_submit_type_and_task_type_id_naming_different_types_is_400(http: httpx.AsyncClient) -> None:
-    await make_type(http, "first")
-    second = await make_type(http, "second")
+    await create_type(http, "first")
+    second = await create_type(http, "second")
     assert_error(await submit(http, "first", task_type_id=second["id"]), 400)
     assert await listed(http) == []
 
 
 async def test_submit_naming_no_type_is_400(http: httpx.AsyncClient) -> None:
-    await make_type(http)
+    await create_type(http)
     assert_error(await submit(http, None), 400)
 
 
 async def test_parameters_failing_the_schema_are_422_with_every_failure(http: httpx.AsyncClient) -> None:
-    await make_type(http, "report", parameters_schema=REPORT_SCHEMA)
+    await create_type(http, "report", parameters_schema=REPORT_SCHEMA)
     response = await submit(http, "report", parameters={"rows": [1, 2, 3, "four", 5], "colour": "red"})
     body = assert_error(response, 422)
     failures = body["extra"]
@@ -280,13 +238,13 @@ async def test_parameters_failing_the_schema_are_422_with_every_failure(http: ht
 
 
 async def test_parameters_matching_the_schema_are_accepted(http: httpx.AsyncClient) -> None:
-    await make_type(http, "report", parameters_schema=REPORT_SCHEMA)
+    await create_type(http, "report", parameters_schema=REPORT_SCHEMA)
     task = await new_task(http, "report", parameters={"title": "Q3", "rows": [1, 2]})
     assert task["parameters"] == {"title": "Q3", "rows": [1, 2]}
 
 
 async def test_submit_unknown_field_is_400(http: httpx.AsyncClient) -> None:
-    await make_type(http)
+    await create_type(http)
     assert_error(await submit(http, owner="someone-else"), 400)
     assert_error(await submit(http, status="completed"), 400)
     assert await listed(http) == []
@@ -294,12 +252,12 @@ async def test_submit_unknown_field_is_400(http: httpx.AsyncClient) -> None:
 
 @pytest.mark.parametrize("priority", [0, -1, 1001])
 async def test_priority_out_of_range_is_400(http: httpx.AsyncClient, priority: int) -> None:
-    await make_type(http)
+    await create_type(http)
     assert_error(await submit(http, priority=priority), 400)
 
 
 async def test_priority_bounds_are_accepted(http: httpx.AsyncClient) -> None:
-    await make_type(http)
+    await create_type(http)
     assert (await new_task(http, priority=1))["priority"] == 1
     assert (await new_task(http, priority=1000))["priority"] == 1000
 
@@ -316,12 +274,12 @@ async def test_priority_bounds_are_accepted(http: httpx.AsyncClient) -> None:
     ],
 )
 async def test_field_of_the_wrong_json_type_is_400(http: httpx.AsyncClient, fields: dict[str, Any]) -> None:
-    await make_type(http)
+    await create_type(http)
     assert_error(await http.post("/api/tasks", json={"type": "ext", "parameters": {}, **fields}), 400)
 
 
 async def test_body_that_is_not_a_json_object_is_400(http: httpx.AsyncClient) -> None:
-    await make_type(http)
+    await create_type(http)
     assert_error(await http.post("/api/tasks", json=[{"type": "ext"}]), 400)
     bad_json = await http.post(
         "/api/tasks", content=b'{"type": "ext",', headers={"Content-Type": "application/json"}
@@ -333,7 +291,7 @@ async def test_body_that_is_not_a_json_object_is_400(http: httpx.AsyncClient) ->
 
 
 async def test_repeat_with_the_same_idempotency_key_returns_the_first_task(http: httpx.AsyncClient) -> None:
-    await make_type(http)
+    await create_type(http)
     first = await submit(http, key="order-17", parameters={"n": 1})
     assert first.status_code == 201, first.text
     repeat = await submit(http, key="order-17", parameters={"n": 1})
@@ -344,7 +302,7 @@ async def test_repeat_with_the_same_idempotency_key_returns_the_first_task(http:
 
 
 async def test_idempotent_repeat_of_a_worker_type_is_200_too(http: httpx.AsyncClient) -> None:
-    await make_type(http, "queued", executor="worker")
+    await create_type(http, "queued", executor="worker")
     first = await submit(http, "queued", key="k")
     assert first.status_code == 202, first.text
     repeat = await submit(http, "queued", key="k")
@@ -354,7 +312,7 @@ async def test_idempotent_repeat_of_a_worker_type_is_200_too(http: httpx.AsyncCl
 
 
 async def test_a_different_idempotency_key_creates_a_new_task(http: httpx.AsyncClient) -> None:
-    await make_type(http)
+    await create_type(http)
     first = await submit(http, key="a")
     second = await submit(http, key="b")
     assert (first.status_code, second.status_code) == (201, 201)
@@ -364,7 +322,7 @@ async def test_a_different_idempotency_key_creates_a_new_task(http: httpx.AsyncC
 
 @pytest.mark.parametrize("key", ["", "k" * 256])
 async def test_empty_or_oversized_idempotency_key_is_400(http: httpx.AsyncClient, key: str) -> None:
-    await make_type(http)
+    await create_type(http)
     assert_error(await submit(http, key=key), 400)
     assert await listed(http) == []
 
@@ -373,7 +331,7 @@ async def test_empty_or_oversized_idempotency_key_is_400(http: httpx.AsyncClient
 
 
 async def test_list_is_newest_first(http: httpx.AsyncClient) -> None:
-    await make_type(http)
+    await create_type(http)
     ids = [(await new_task(http))["id"] for _ in range(4)]
     response = await http.get("/api/tasks")
     assert response.status_code == 200
@@ -382,7 +340,7 @@ async def test_list_is_newest_first(http: httpx.AsyncClient) -> None:
 
 
 async def test_list_filters_by_one_status_or_several(http: httpx.AsyncClient) -> None:
-    await make_type(http)
+    await create_type(http)
     pending = await task_in(http, "pending")
     running = await task_in(http, "running")
     completed = await task_in(http, "completed")
@@ -395,8 +353,8 @@ async def test_list_filters_by_one_status_or_several(http: httpx.AsyncClient) ->
 
 
 async def test_list_filters_by_type_name_and_type_id(http: httpx.AsyncClient) -> None:
-    first = await make_type(http, "first")
-    second = await make_type(http, "second")
+    first = await create_type(http, "first")
+    second = await create_type(http, "second")
     a1 = await new_task(http, "first")
     b1 = await new_task(http, "second")
     a2 = await new_task(http, "first")
@@ -408,7 +366,7 @@ async def test_list_filters_by_type_name_and_type_id(http: httpx.AsyncClient) ->
 
 
 async def test_list_filters_by_owner(http: httpx.AsyncClient) -> None:
-    await make_type(http)
+    await create_type(http)
     task = await new_task(http)
     assert await listed(http, owner=task["owner"]) == [task["id"]]
     assert await listed(http, owner="somebody-else") == []
@@ -425,14 +383,14 @@ async def test_list_limit_outside_1_to_1000_is_400(http: httpx.AsyncClient, limi
 
 
 async def test_list_limit_bounds_are_accepted(http: httpx.AsyncClient) -> None:
-    await make_type(http)
+    await create_type(http)
     ids = [(await new_task(http))["id"] for _ in range(2)]
     assert await listed(http, limit=1000) == ids[::-1]
     assert await listed(http, limit=1) == [ids[1]]
 
 
 async def test_paging_follows_link_headers_through_every_task_once(http: httpx.AsyncClient) -> None:
-    await make_type(http)
+    await create_type(http)
     ids = [(await new_task(http))["id"] for _ in range(7)]
     pages: list[list[str]] = []
     url: str | None = "/api/tasks?limit=3"
@@ -447,7 +405,7 @@ async def test_paging_follows_link_headers_through_every_task_once(http: httpx.A
 
 
 async def test_no_next_link_when_the_last_page_is_exactly_full(http: httpx.AsyncClient) -> None:
-    await make_type(http)
+    await create_type(http)
     for _ in range(6):
         await new_task(http)
     first = await http.get("/api/tasks", params={"limit": 3})
@@ -459,7 +417,7 @@ async def test_no_next_link_when_the_last_page_is_exactly_full(http: httpx.Async
 
 
 async def test_paging_keeps_the_filters(http: httpx.AsyncClient) -> None:
-    await make_type(http)
+    await create_type(http)
     wanted = []
     for index in range(5):
         task = await new_task(http)
@@ -493,29 +451,29 @@ async def test_put_unknown_task_is_404(http: httpx.AsyncClient) -> None:
 
 
 async def test_pending_to_running_sets_started_at_and_attempts(http: httpx.AsyncClient) -> None:
-    await make_type(http)
+    await create_type(http)
     task = await new_task(http)
     running = await change(http, task, status="running")
     assert running["status"] == "running"
     assert running["attempts"] == 1
     assert utc_time(running["started_at"]) >= utc_time(task["created_at"])
     assert running["completed_at"] is None
-    assert await read(http, task["id"]) == running
+    assert await read_task(http, task["id"]) == running
 
 
 async def test_running_to_completed_sets_completed_at_and_result(http: httpx.AsyncClient) -> None:
-    await make_type(http)
+    await create_type(http)
     running = await task_in(http, "running")
     done = await change(http, running, status="completed", result={"rows": 3, "ok": True})
     assert done["status"] == "completed"
     assert done["result"] == {"rows": 3, "ok": True}
     assert done["started_at"] == running["started_at"]
     assert utc_time(done["completed_at"]) >= utc_time(running["started_at"])
-    assert await read(http, done["id"]) == done
+    assert await read_task(http, done["id"]) == done
 
 
 async def test_running_to_failed_keeps_the_error_message(http: httpx.AsyncClient) -> None:
-    await make_type(http)
+    await create_type(http)
     running = await task_in(http, "running")
     failed = await change(http, running, status="failed", error_message="disk full")
     assert (failed["status"], failed["error_message"]) == ("failed", "disk full")
@@ -523,7 +481,7 @@ async def test_running_to_failed_keeps_the_error_message(http: httpx.AsyncClient
 
 
 async def test_pending_to_completed_sets_started_at_too(http: httpx.AsyncClient) -> None:
-    await make_type(http)
+    await create_type(http)
     task = await new_task(http)
     done = await change(http, task, status="completed", result=[1, 2])
     assert done["status"] == "completed"
@@ -534,7 +492,7 @@ async def test_pending_to_completed_sets_started_at_too(http: httpx.AsyncClient)
 
 
 async def test_pending_to_cancelled_by_put(http: httpx.AsyncClient) -> None:
-    await make_type(http)
+    await create_type(http)
     task = await new_task(http)
     cancelled = await change(http, task, status="cancelled")
     assert cancelled["status"] == "cancelled"
@@ -543,7 +501,7 @@ async def test_pending_to_cancelled_by_put(http: httpx.AsyncClient) -> None:
 
 @pytest.mark.parametrize("finished", ["failed", "cancelled"])
 async def test_put_pending_retries_a_finished_task(http: httpx.AsyncClient, finished: str) -> None:
-    await make_type(http)
+    await create_type(http)
     task = await task_in(http, finished)
     again = await change(http, task, status="pending")
     assert again["id"] == task["id"]
@@ -573,25 +531,25 @@ async def test_put_pending_retries_a_finished_task(http: httpx.AsyncClient, fini
 async def test_illegal_status_move_is_409_and_changes_nothing(
     http: httpx.AsyncClient, start: str, target: str
 ) -> None:
-    await make_type(http)
+    await create_type(http)
     task = await task_in(http, start)
     assert_error(await put(http, task["id"], status=target), 409)
-    assert await read(http, task["id"]) == task
+    assert await read_task(http, task["id"]) == task
 
 
 async def test_second_claim_of_a_running_task_is_409(http: httpx.AsyncClient) -> None:
     """Two external workers claiming one task by PUT status=running: only the first may win."""
-    await make_type(http)
+    await create_type(http)
     task = await new_task(http)
     first, second = await asyncio.gather(
         put(http, task["id"], status="running"), put(http, task["id"], status="running")
     )
     assert sorted([first.status_code, second.status_code]) == [200, 409]
-    assert (await read(http, task["id"]))["attempts"] == 1
+    assert (await read_task(http, task["id"]))["attempts"] == 1
 
 
 async def test_put_progress_reports_percent(http: httpx.AsyncClient) -> None:
-    await make_type(http)
+    await create_type(http)
     running = await task_in(http, "running")
     updated = await change(http, running, progress={"current": 3, "total": 4, "message": "three"})
     assert updated["progress"] == {"current": 3, "total": 4, "percent": 75.0, "message": "three"}
@@ -599,10 +557,10 @@ async def test_put_progress_reports_percent(http: httpx.AsyncClient) -> None:
 
 
 async def test_put_progress_beyond_total_is_400(http: httpx.AsyncClient) -> None:
-    await make_type(http)
+    await create_type(http)
     running = await task_in(http, "running")
     assert_error(await put(http, running["id"], progress={"current": 5, "total": 4}), 400)
-    assert await read(http, running["id"]) == running
+    assert await read_task(http, running["id"]) == running
 
 
 @pytest.mark.parametrize(
@@ -610,22 +568,22 @@ async def test_put_progress_beyond_total_is_400(http: httpx.AsyncClient) -> None
     [{"owner": "someone"}, {"attempts": 9}, {"seq": 99}, {"progress": {"current": 1, "extra": 2}}],
 )
 async def test_put_unknown_field_is_400(http: httpx.AsyncClient, fields: dict[str, Any]) -> None:
-    await make_type(http)
+    await create_type(http)
     running = await task_in(http, "running")
     assert_error(await put(http, running["id"], **fields), 400)
-    assert await read(http, running["id"]) == running
+    assert await read_task(http, running["id"]) == running
 
 
 @pytest.mark.parametrize("fields", [{"status": "done"}, {"priority": 0}, {"priority": 1001}, {"metadata": 3}])
 async def test_put_field_of_the_wrong_shape_is_400(http: httpx.AsyncClient, fields: dict[str, Any]) -> None:
-    await make_type(http)
+    await create_type(http)
     task = await new_task(http)
     assert_error(await put(http, task["id"], **fields), 400)
-    assert await read(http, task["id"]) == task
+    assert await read_task(http, task["id"]) == task
 
 
 async def test_put_priority_and_metadata_of_a_pending_task(http: httpx.AsyncClient) -> None:
-    await make_type(http)
+    await create_type(http)
     task = await new_task(http, metadata={"a": 1})
     task = await change(http, task, priority=7)
     task = await change(http, task, metadata={"b": 2})
@@ -643,7 +601,7 @@ async def test_put_priority_and_metadata_of_a_pending_task(http: httpx.AsyncClie
 async def test_every_change_bumps_seq_by_one_and_events_hold_the_whole_history(
     http: httpx.AsyncClient,
 ) -> None:
-    await make_type(http)
+    await create_type(http)
     task = await new_task(http)
     steps: list[dict[str, Any]] = [
         {"priority": 50},
@@ -690,7 +648,7 @@ async def test_events_of_unknown_task_is_404(http: httpx.AsyncClient) -> None:
 
 @pytest.mark.parametrize("status", ["pending", "running", "completed"])
 async def test_delete_is_204_and_every_later_read_is_404(http: httpx.AsyncClient, status: str) -> None:
-    await make_type(http)
+    await create_type(http)
     task = await task_in(http, status)
     other = await new_task(http)
     response = await http.delete(f"/api/tasks/{task['id']}")
@@ -708,7 +666,7 @@ async def test_delete_unknown_task_is_404(http: httpx.AsyncClient) -> None:
 
 
 async def test_cancel_pending_task_is_cancelled_at_once(http: httpx.AsyncClient) -> None:
-    await make_type(http)
+    await create_type(http)
     task = await new_task(http)
     response = await post_action(http, task["id"], "cancel")
     assert response.status_code == 200, response.text
@@ -717,15 +675,15 @@ async def test_cancel_pending_task_is_cancelled_at_once(http: httpx.AsyncClient)
     assert cancelled["seq"] == task["seq"] + 1
     assert cancelled["completed_at"] is not None
     assert (await history(http, task["id"]))[-1]["event"] == "task.cancelled"
-    assert await read(http, task["id"]) == cancelled
+    assert await read_task(http, task["id"]) == cancelled
 
 
 @pytest.mark.parametrize("finished", ["completed", "failed", "cancelled"])
 async def test_cancel_finished_task_is_409(http: httpx.AsyncClient, finished: str) -> None:
-    await make_type(http)
+    await create_type(http)
     task = await task_in(http, finished)
     assert_error(await post_action(http, task["id"], "cancel"), 409)
-    assert await read(http, task["id"]) == task
+    assert await read_task(http, task["id"]) == task
 
 
 async def test_cancel_unknown_task_is_404(http: httpx.AsyncClient) -> None:
@@ -753,12 +711,12 @@ async def cancel_and_wait(
 async def test_cancel_running_task_asks_it_to_stop_then_cancels_it(
     app: ServedApp, http: httpx.AsyncClient, settings: Settings
 ) -> None:
-    await make_type(http)
+    await create_type(http)
     running = await task_in(http, "running")
     asked, waited_s = await cancel_and_wait(app, http, running["id"])
     assert (asked["status"], asked["cancel_requested"], asked["seq"]) == ("running", True, running["seq"] + 1)
     assert waited_s <= settings.cancel_grace_s + 1.5, waited_s  # loose: wall clock on a busy machine
-    cancelled = await read(http, running["id"])
+    cancelled = await read_task(http, running["id"])
     assert cancelled["status"] == "cancelled"
     assert cancelled["completed_at"] is not None
     events = await history(http, running["id"])
@@ -769,22 +727,22 @@ async def test_cancel_running_task_asks_it_to_stop_then_cancels_it(
 async def test_later_writes_from_the_cancelled_attempt_are_409(
     app: ServedApp, http: httpx.AsyncClient
 ) -> None:
-    await make_type(http)
+    await create_type(http)
     running = await task_in(http, "running")
     await cancel_and_wait(app, http, running["id"])
-    cancelled = await read(http, running["id"])
+    cancelled = await read_task(http, running["id"])
     assert_error(await put(http, running["id"], status="completed", result="late"), 409)
     assert_error(await put(http, running["id"], status="failed", error_message="late"), 409)
     assert_error(await put(http, running["id"], progress={"current": 1, "total": 2}), 409)
     assert_error(await put(http, running["id"], result="late"), 409)
-    assert await read(http, running["id"]) == cancelled
+    assert await read_task(http, running["id"]) == cancelled
 
 
 async def test_cancelled_lands_within_the_grace_of_the_cancel_request(
     app: ServedApp, http: httpx.AsyncClient, settings: Settings
 ) -> None:
     """Measured on the server's own event times, so client latency does not count."""
-    await make_type(http)
+    await create_type(http)
     running = await task_in(http, "running")
     await cancel_and_wait(app, http, running["id"])
     events = await history(http, running["id"])
@@ -800,7 +758,7 @@ async def test_cancelled_lands_within_the_grace_of_the_cancel_request(
 
 @pytest.mark.parametrize("finished", ["failed", "cancelled"])
 async def test_retry_finished_task_goes_back_to_pending(http: httpx.AsyncClient, finished: str) -> None:
-    await make_type(http)
+    await create_type(http)
     task = await task_in(http, finished)
     response = await post_action(http, task["id"], "retry")
     assert response.status_code == 200, response.text
@@ -815,17 +773,17 @@ async def test_retry_finished_task_goes_back_to_pending(http: httpx.AsyncClient,
 
 @pytest.mark.parametrize("status", ["pending", "running", "completed"])
 async def test_retry_of_a_task_that_did_not_fail_is_409(http: httpx.AsyncClient, status: str) -> None:
-    await make_type(http)
+    await create_type(http)
     task = await task_in(http, status)
     assert_error(await post_action(http, task["id"], "retry"), 409)
-    assert await read(http, task["id"]) == task
+    assert await read_task(http, task["id"]) == task
 
 
 # --- Celery-style status --------------------------------------------------------------------------
 
 
 async def test_celery_status_pending(http: httpx.AsyncClient) -> None:
-    await make_type(http)
+    await create_type(http)
     task = await new_task(http)
     view = await celery(http, task["id"])
     assert (view["status"], view["ready"]) == ("PENDING", False)
@@ -833,7 +791,7 @@ async def test_celery_status_pending(http: httpx.AsyncClient) -> None:
 
 
 async def test_celery_status_started_before_progress(http: httpx.AsyncClient) -> None:
-    await make_type(http)
+    await create_type(http)
     task = await task_in(http, "running")
     view = await celery(http, task["id"])
     assert (view["status"], view["ready"]) == ("STARTED", False)
@@ -841,7 +799,7 @@ async def test_celery_status_started_before_progress(http: httpx.AsyncClient) ->
 
 
 async def test_celery_status_progress_once_reported(http: httpx.AsyncClient) -> None:
-    await make_type(http)
+    await create_type(http)
     task = await task_in(http, "running")
     await change(http, task, progress={"current": 1, "total": 4})
     view = await celery(http, task["id"])
@@ -850,7 +808,7 @@ async def test_celery_status_progress_once_reported(http: httpx.AsyncClient) -> 
 
 
 async def test_celery_status_success_carries_the_result(http: httpx.AsyncClient) -> None:
-    await make_type(http)
+    await create_type(http)
     task = await task_in(http, "running")
     await change(http, task, status="completed", result={"answer": 42})
     view = await celery(http, task["id"])
@@ -858,7 +816,7 @@ async def test_celery_status_success_carries_the_result(http: httpx.AsyncClient)
 
 
 async def test_celery_status_failure(http: httpx.AsyncClient) -> None:
-    await make_type(http)
+    await create_type(http)
     task = await task_in(http, "running")
     await change(http, task, status="failed", error_message="boom")
     view = await celery(http, task["id"])
@@ -866,7 +824,7 @@ async def test_celery_status_failure(http: httpx.AsyncClient) -> None:
 
 
 async def test_celery_status_revoked(http: httpx.AsyncClient) -> None:
-    await make_type(http)
+    await create_type(http)
     task = await new_task(http)
     assert (await post_action(http, task["id"], "cancel")).status_code == 200
     view = await celery(http, task["id"])
@@ -877,7 +835,7 @@ async def test_celery_status_revoked(http: httpx.AsyncClient) -> None:
 
 
 async def test_body_over_the_limit_is_413(http: httpx.AsyncClient) -> None:
-    await make_type(http)
+    await create_type(http)
     padding = "x" * BIG_BODY_BYTES
     response = await http.post("/api/tasks", json={"type": "ext", "parameters": {"padding": padding}})
     assert_error(response, 413)
@@ -886,7 +844,7 @@ async def test_body_over_the_limit_is_413(http: httpx.AsyncClient) -> None:
 
 async def test_chunked_body_over_the_limit_is_413(http: httpx.AsyncClient) -> None:
     """No Content-Length to go by: the limit must hold while the body streams in."""
-    await make_type(http)
+    await create_type(http)
 
     async def chunks() -> AsyncIterator[bytes]:
         yield b'{"type": "ext", "parameters": {"padding": "'
@@ -901,11 +859,11 @@ async def test_chunked_body_over_the_limit_is_413(http: httpx.AsyncClient) -> No
 
 
 async def test_body_over_the_limit_on_put_is_413(http: httpx.AsyncClient) -> None:
-    await make_type(http)
+    await create_type(http)
     task = await new_task(http)
     response = await put(http, task["id"], metadata={"padding": "x" * BIG_BODY_BYTES})
     assert_error(response, 413)
-    assert await read(http, task["id"]) == task
+    assert await read_task(http, task["id"]) == task
 
 
 @pytest.mark.parametrize("path", ["/api/nothing-here", "/api/tasks/abc/nothing", "/"])

@@ -5,7 +5,6 @@ needs a worker. Every wait is bounded and synchronised on frames, never on time.
 """
 
 import asyncio
-import json
 import secrets
 import socket
 from pathlib import Path
@@ -14,9 +13,9 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
-import websockets
 
 from src.settings import Settings
+from tests.api import create_type, history, read_task
 from tests.conftest import ServedApp
 from tests.wsclient import WAIT_S, Frame, WsClient, is_final
 
@@ -30,8 +29,7 @@ MAX_SUBSCRIPTIONS = 1000
 async def new_type(http: httpx.AsyncClient) -> str:
     """A fresh external task type; its name."""
     name = f"ext.{secrets.token_hex(6)}"
-    response = await http.post("/api/task-types", json={"name": name})
-    assert response.status_code == 201, response.text
+    await create_type(http, name)
     return name
 
 
@@ -47,20 +45,6 @@ async def update(http: httpx.AsyncClient, task_id: str, **fields: Any) -> Frame:
     assert response.status_code == 200, response.text
     task: Frame = response.json()
     return task
-
-
-async def read_task(http: httpx.AsyncClient, task_id: str) -> Frame:
-    response = await http.get(f"/api/tasks/{task_id}")
-    assert response.status_code == 200, response.text
-    task: Frame = response.json()
-    return task
-
-
-async def history(http: httpx.AsyncClient, task_id: str) -> list[Frame]:
-    response = await http.get(f"/api/tasks/{task_id}/events")
-    assert response.status_code == 200, response.text
-    events: list[Frame] = response.json()
-    return events
 
 
 async def send(ws: WsClient, **frame: Any) -> None:
@@ -112,13 +96,7 @@ def assert_error(frame: Frame, *codes: str) -> None:
 
 async def drain(ws: WsClient, timeout_s: float = WAIT_S) -> tuple[list[Frame], int | None]:
     """Every frame until the server closes, and its close code."""
-    frames: list[Frame] = []
-    try:
-        async with asyncio.timeout(timeout_s):
-            async for message in ws.connection:
-                frames.append(json.loads(message))
-    except websockets.ConnectionClosed:
-        pass
+    frames = await ws.rest(timeout_s)
     return frames, ws.connection.close_code
 
 

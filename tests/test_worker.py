@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from src.settings import Settings
+from tests.api import history
 from tests.conftest import ServedApp
 from tests.processes import JobcastProcess, start_worker
 from tests.wsclient import Frame, WsClient, follow, is_final, is_running, status_of
@@ -28,13 +29,6 @@ async def watch(app: ServedApp, task_id: str) -> WsClient:
     await ws.send(op="subscribe", task_id=task_id)
     assert (await ws.recv())["type"] == "subscribed"
     return ws
-
-
-async def history(http: httpx.AsyncClient, task_id: str) -> list[Frame]:
-    response = await http.get(f"/api/tasks/{task_id}/events")
-    assert response.status_code == 200
-    events: list[Frame] = response.json()
-    return events
 
 
 def event_frames(frames: list[Frame]) -> list[Frame]:

@@ -14,7 +14,7 @@ from arq import Retry
 
 from src.errors import InvalidTransition, NotFound
 from src.tasks import TaskStatus
-from src.transitions import Change, Finish, Requeue, Start
+from src.transitions import Change, Finish, Patch, Requeue, Start
 from src.workers.context import TaskContext
 from src.workers.definition import TaskDefinition
 from src.workers.state import WorkerState, worker_state
@@ -37,7 +37,7 @@ async def run_task(ctx: dict[str, Any], task_id: str) -> None:
         raise Retry(defer=NO_HANDLER_RETRY_S)
     if stored.task.attempts >= stored.task.max_attempts:
         error = f"no attempts left ({stored.task.attempts} of {stored.task.max_attempts} used)"
-        await _end(state, Finish(stored.task.attempts, TaskStatus.FAILED, error_message=error), stored)
+        await _end(state, Patch(status=TaskStatus.FAILED, error_message=error), stored)
         return
     timeout_s = (await state.types.get(stored.task.task_type_id)).timeout_s
     started = await _start(state, stored)
@@ -138,7 +138,7 @@ async def _stop(state: WorkerState, task_id: str, attempt: int) -> None:
     if current.task.cancel_requested:
         change: Change = Finish(attempt, TaskStatus.CANCELLED, reason="cancel requested")
     else:
-        change = Requeue(attempt, reason="worker stopped")
+        change = Requeue(attempt, reason="worker stopped", refund=True)
     await _end(state, change, current)
 
 
