@@ -10,7 +10,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from src.redis_server import RedisServer, RedisServerError, _die_with_parent, find_redis_server
+from src.redis_server import RedisServer, RedisServerError, die_with_parent, find_redis_server
 from src.settings import Settings
 
 STOP_WAIT_S = 15.0
@@ -61,7 +61,7 @@ def _spawn(arguments: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]
         [sys.executable, "-m", "src", *arguments],
         env=env,
         start_new_session=True,
-        preexec_fn=_die_with_parent,
+        preexec_fn=die_with_parent,
     )
 
 
@@ -99,10 +99,11 @@ def _print_banner(settings: Settings, redis: RedisServer | None) -> None:
 
 
 def _supervise(children: list[subprocess.Popen[bytes]]) -> int:
+    """Wait; if any part dies, say which and stop the rest."""
     while True:
         for child in children:
             if child.poll() is not None:
-                print(f"jobcast dev: {' '.join(map(str, child.args))} exited with {child.returncode}")  # type: ignore[arg-type]
+                print(f"jobcast dev: {child.args!r} exited with {child.returncode}; stopping")
                 return 1
         time.sleep(0.5)
 

@@ -69,7 +69,7 @@ class RedisServer:
                 self._command(),
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
             if self._wait_ready():
                 return self
@@ -114,7 +114,7 @@ class RedisServer:
         return False
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child before exec: get SIGTERM when the parent dies (Linux), so none is left behind."""
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)

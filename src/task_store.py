@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 
 from src import keys
 from src.atomic import Atomic, GuardFailed
-from src.errors import NotFound
+from src.errors import InvalidTransition, NotFound
 from src.tasks import Event, Task, TaskStatus, utc_now
 from src.transitions import Change, apply
 from src.writes import Stored, change_plan, create_plan, job_after, job_id_for
@@ -85,21 +85,31 @@ class TaskStore:
     ) -> Stored:
         """Apply `change` atomically and return the task as stored after it.
 
-        `known` is a recent read to try first (it saves a round trip when it is still current).
+        `known` is a recent read to try first (it saves a round trip when it is still current);
+        a change it refuses or that lost the race is re-applied to a fresh read.
         """
-        before = known or await self.read(task_id)
+        before, fresh = (known, False) if known is not None else (await self.read(task_id), True)
         while True:
             now = utc_now()
-            task, event = apply(before.task, change, now)
-            if event is None:
+            try:
+                task, event = apply(before.task, change, now)
+            except InvalidTransition:
+                if fresh:
+                    raise
+                before, fresh = await self.read(task_id), True
+                continue
+            if event is None and fresh:
                 return before
+            if event is None:
+                before, fresh = await self.read(task_id), True
+                continue
             plan = change_plan(
                 before, task, event, by_attempt=by_attempt, cancel_deadline_ms=self._deadline_ms(now)
             )
             try:
                 await self._atomic.run(plan)
             except GuardFailed:
-                before = await self.read(task_id)  # someone else wrote first: re-apply on theirs
+                before, fresh = await self.read(task_id), True  # someone else wrote first
                 continue
             return Stored(task, before.rank, job_after(before, task, event))
 
