@@ -64,7 +64,7 @@ class TaskActions:
         """The type a submission names by `type`, `task_type_id` or both (which must agree)."""
         if type_name is None and type_id is None:
             raise BadRequest("name the task type with `type` or `task_type_id`")
-        task_type = await self.types.get(type_id if type_id is not None else str(type_name))
+        task_type = await self.types.read(type_id if type_id is not None else str(type_name))
         if type_name is not None and task_type.name != type_name:
             raise BadRequest(f"task_type_id {type_id} is {task_type.name!r}, not {type_name!r}")
         return task_type
@@ -109,7 +109,7 @@ class TaskActions:
         await self.tasks.change(task_id, Delete(), known=stored)
 
     async def _active_type(self, ref: str | int) -> TaskType:
-        task_type = await self.types.get(ref)
+        task_type = await self.types.read(ref)
         if not task_type.is_active:
             raise Inactive(f"task type {task_type.name!r} is not active")
         return task_type

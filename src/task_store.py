@@ -4,9 +4,9 @@ Every change is read → transitions.apply → one atomic check-then-write guard
 when another writer got there first, the change is re-applied to what it wrote.
 """
 
+import contextlib
 import heapq
 from collections.abc import Sequence
-from datetime import datetime
 
 import msgspec
 from redis.asyncio import Redis
@@ -85,33 +85,32 @@ class TaskStore:
     ) -> Stored:
         """Apply `change` atomically and return the task as stored after it.
 
-        `known` is a recent read to try first (it saves a round trip when it is still current);
-        a change it refuses or that lost the race is re-applied to a fresh read.
+        `known` is a recent read to try first: it saves a round trip when it is still current.
+        If it was not (the change is refused, changes nothing, or loses the race), the change
+        is applied to a fresh read instead.
         """
-        before, fresh = (known, False) if known is not None else (await self.read(task_id), True)
+        if known is not None:
+            with contextlib.suppress(InvalidTransition, GuardFailed):
+                stored = await self._commit(known, change, by_attempt)
+                if stored is not None:
+                    return stored
         while True:
-            now = utc_now()
-            try:
-                task, event = apply(before.task, change, now)
-            except InvalidTransition:
-                if fresh:
-                    raise
-                before, fresh = await self.read(task_id), True
-                continue
-            if event is None and fresh:
-                return before
-            if event is None:
-                before, fresh = await self.read(task_id), True
-                continue
-            plan = change_plan(
-                before, task, event, by_attempt=by_attempt, cancel_deadline_ms=self._deadline_ms(now)
-            )
-            try:
-                await self._atomic.run(plan)
-            except GuardFailed:
-                before, fresh = await self.read(task_id), True  # someone else wrote first
-                continue
-            return Stored(task, before.rank, job_after(before, task, event))
+            before = await self.read(task_id)
+            with contextlib.suppress(GuardFailed):  # someone else wrote first: read theirs
+                return await self._commit(before, change, by_attempt) or before
+
+    async def _commit(self, before: Stored, change: Change, by_attempt: bool) -> Stored | None:
+        """Write `change` on top of `before`; None when it changes nothing.
+        GuardFailed when `before` is no longer the stored version."""
+        now = utc_now()
+        task, event = apply(before.task, change, now)
+        if event is None:
+            return None
+        deadline_ms = int(now.timestamp() * 1000) + self._cancel_deadline_ms
+        await self._atomic.run(
+            change_plan(before, task, event, by_attempt=by_attempt, cancel_deadline_ms=deadline_ms)
+        )
+        return Stored(task, before.rank, job_after(before, task, event))
 
     async def events(self, task_id: str) -> list[Event]:
         """The task's history, oldest first; NotFound when there is no such task."""
@@ -144,6 +143,3 @@ class TaskStore:
         wanted = set(query.statuses)
         tasks = [t for t in tasks if not wanted or t.status in wanted]  # moved since the index read
         return Page(tasks, int(rows[-1][1]) if more else None)
-
-    def _deadline_ms(self, now: datetime) -> int:
-        return int(now.timestamp() * 1000) + self._cancel_deadline_ms

@@ -43,8 +43,12 @@ class TypeStore:
 
     async def get(self, ref: str | int) -> TaskType:
         """The type with this id or name, with its live worker count; NotFound otherwise."""
+        return (await self._with_workers([await self.read(ref)]))[0]
+
+    async def read(self, ref: str | int) -> TaskType:
+        """The type as stored (`workers_online` left at 0); NotFound otherwise."""
         task_type, _ = await self._read(ref)
-        return (await self._with_workers([task_type]))[0]
+        return task_type
 
     async def find_name(self, name: str) -> int | None:
         type_id = await self._redis.hget(keys.TYPE_NAMES, name)

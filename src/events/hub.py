@@ -9,6 +9,7 @@ import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -23,6 +24,9 @@ from src.task_store import TaskStore
 from src.tasks import FINAL_EVENTS, TERMINAL, EventKind
 
 log = logging.getLogger(__name__)
+
+Group = tuple[str, str]  # ("type", name), ("owner", name) or ALL: the tasks a subscription covers
+ALL: Group = ("all", "")
 
 END_OF_STREAM = ""  # queued last: the sender closes the connection once everything before it is sent
 NORMAL = 1000
@@ -47,9 +51,7 @@ class Client:
         self.principal = principal
         self.outbox: asyncio.Queue[str] = asyncio.Queue(buffer)
         self.tasks: dict[str, TaskWatch] = {}
-        self.types: set[str] = set()
-        self.owners: set[str] = set()
-        self.all = False
+        self.groups: set[Group] = set()
         self.close_on_final = close_on_final
         self.close_code: int | None = None
         self.close_reason = ""
@@ -79,7 +81,7 @@ class Client:
 
     @property
     def subscription_count(self) -> int:
-        return len(self.tasks) + len(self.types) + len(self.owners) + int(self.all)
+        return len(self.tasks) + len(self.groups)
 
 
 class Hub:
@@ -87,9 +89,7 @@ class Hub:
         self._redis = redis
         self._tasks = tasks
         self._by_task: defaultdict[str, set[Client]] = defaultdict(set)
-        self._by_type: defaultdict[str, set[Client]] = defaultdict(set)
-        self._by_owner: defaultdict[str, set[Client]] = defaultdict(set)
-        self._everyone: set[Client] = set()
+        self._by_group: defaultdict[Group, set[Client]] = defaultdict(set)
         self._reader: asyncio.Task[None] | None = None
         self._resyncs: set[asyncio.Task[None]] = set()
         self.subscribed = asyncio.Event()
@@ -127,40 +127,24 @@ class Hub:
         self._drop_watch(client, task_id, watch)
         return True
 
-    def watch_group(
-        self, client: Client, *, task_type: str = "", owner: str = "", everyone: bool = False
-    ) -> None:
-        """Subscribe to every visible task of a type, of an owner, or (admins) all tasks."""
-        if task_type:
-            client.types.add(task_type)
-            self._by_type[task_type].add(client)
-        if owner:
-            client.owners.add(owner)
-            self._by_owner[owner].add(client)
-        if everyone:
-            client.all = True
-            self._everyone.add(client)
+    def watch_group(self, client: Client, group: Group) -> None:
+        """Subscribe to every visible task of a type, of an owner, or (ALL) every task."""
+        client.groups.add(group)
+        self._by_group[group].add(client)
 
-    def unwatch_group(
-        self, client: Client, *, task_type: str = "", owner: str = "", everyone: bool = False
-    ) -> bool:
-        if task_type:
-            return _discard(client.types, self._by_type, task_type, client)
-        if owner:
-            return _discard(client.owners, self._by_owner, owner, client)
-        was_watching, client.all = client.all, False
-        self._everyone.discard(client)
-        return was_watching
+    def unwatch_group(self, client: Client, group: Group) -> bool:
+        if group not in client.groups:
+            return False
+        client.groups.discard(group)
+        _discard_member(self._by_group, group, client)
+        return True
 
     def detach(self, client: Client) -> None:
         """Forget a client that went away."""
         for task_id, watch in list(client.tasks.items()):
             self._drop_watch(client, task_id, watch)
-        for task_type in list(client.types):
-            self.unwatch_group(client, task_type=task_type)
-        for owner in list(client.owners):
-            self.unwatch_group(client, owner=owner)
-        self.unwatch_group(client, everyone=True)
+        for group in list(client.groups):
+            self.unwatch_group(client, group)
 
     def dispatch(self, raw: bytes) -> None:
         """Deliver one published event to every client subscribed to it, once each."""
@@ -169,12 +153,8 @@ class Hub:
         sent = set(self._by_task.get(envelope.task_id, ()))
         for client in list(sent):
             self._deliver(client, envelope, frame)
-        groups = (
-            self._by_type.get(envelope.task_type, ()),
-            self._by_owner.get(envelope.owner, ()),
-            self._everyone,
-        )
-        for client in _members(groups):
+        groups = (("type", envelope.task_type), ("owner", envelope.owner), ALL)
+        for client in _members(self._by_group.get(group, ()) for group in groups):
             if client not in sent and can_see(client.principal, envelope.owner, envelope.task_type):
                 sent.add(client)
                 client.send(frame)
@@ -266,15 +246,7 @@ def _members(groups: Iterable[Iterable[Client]]) -> Iterable[Client]:
         yield from list(group)
 
 
-def _discard(mine: set[str], index: defaultdict[str, set[Client]], key: str, client: Client) -> bool:
-    if key not in mine:
-        return False
-    mine.discard(key)
-    _discard_member(index, key, client)
-    return True
-
-
-def _discard_member(index: defaultdict[str, set[Client]], key: str, client: Client) -> None:
+def _discard_member(index: defaultdict[Any, set[Client]], key: Any, client: Client) -> None:
     members = index.get(key)
     if members is not None:
         members.discard(client)

@@ -8,7 +8,7 @@ from redis.exceptions import RedisError
 
 from src.access import ensure_may_watch_all
 from src.errors import Forbidden, NotFound
-from src.events.hub import Client, Hub
+from src.events.hub import ALL, Client, Group, Hub
 from src.events.protocol import (
     PONG_FRAME,
     ErrorCode,
@@ -71,55 +71,43 @@ class Session:
             self._client.send(error_frame(ErrorCode.UNAVAILABLE, "the task store is unavailable; retry"))
 
     async def subscribe(self, target: Target) -> None:
-        client, hub = self._client, self._hub
-        if client.subscription_count >= self._max_subscriptions and not self._has(target):
+        client = self._client
+        group = None if target.task_id is not None else self._group(target)
+        already = target.task_id in client.tasks if group is None else group in client.groups
+        if client.subscription_count >= self._max_subscriptions and not already:
             raise ProtocolError(
                 ErrorCode.TOO_MANY_SUBSCRIPTIONS,
                 f"at most {self._max_subscriptions} subscriptions per connection",
             )
         if target.task_id is not None:
-            await hub.watch_task(client, target.task_id, target.since, subscribed_frame(target))
+            await self._hub.watch_task(client, target.task_id, target.since, subscribed_frame(target))
             return
-        if target.type is not None:
-            if await self._types.find_name(target.type) is None:
-                raise NotFound(f"task type {target.type!r} not found")
-            hub.watch_group(client, task_type=target.type)
-        elif target.owner is not None:
-            hub.watch_group(client, owner=self._owner(target.owner))
-        else:
-            ensure_may_watch_all(client.principal)
-            hub.watch_group(client, everyone=True)
+        assert group is not None
+        if target.type is not None and await self._types.find_name(target.type) is None:
+            raise NotFound(f"task type {target.type!r} not found")
+        self._hub.watch_group(client, group)
         client.send(subscribed_frame(target))
 
     def _unsubscribe(self, target: Target) -> None:
         client, hub = self._client, self._hub
         if target.task_id is not None:
             found = hub.unwatch_task(client, target.task_id)
-        elif target.type is not None:
-            found = hub.unwatch_group(client, task_type=target.type)
-        elif target.owner is not None:
-            found = hub.unwatch_group(client, owner=self._owner(target.owner))
         else:
-            found = hub.unwatch_group(client, everyone=True)
+            found = hub.unwatch_group(client, self._group(target))
         if not found:
             raise ProtocolError(ErrorCode.NOT_SUBSCRIBED, "there is no such subscription to cancel")
         client.send(unsubscribed_frame(target))
 
-    def _owner(self, owner: str) -> str:
-        """`me` is the caller; naming another owner is for admins."""
+    def _group(self, target: Target) -> Group:
+        """The tasks a type, owner or all subscription covers; checks the caller may watch them."""
         principal = self._client.principal
-        if owner in (ME, principal.name):
-            return principal.name
-        if not principal.is_admin:
-            raise Forbidden("only admins may subscribe to another owner's tasks")
-        return owner
-
-    def _has(self, target: Target) -> bool:
-        client = self._client
-        if target.task_id is not None:
-            return target.task_id in client.tasks
         if target.type is not None:
-            return target.type in client.types
+            return ("type", target.type)
         if target.owner is not None:
-            return (client.principal.name if target.owner == ME else target.owner) in client.owners
-        return client.all
+            if target.owner in (ME, principal.name):
+                return ("owner", principal.name)
+            if not principal.is_admin:
+                raise Forbidden("only admins may subscribe to another owner's tasks")
+            return ("owner", target.owner)
+        ensure_may_watch_all(principal)
+        return ALL

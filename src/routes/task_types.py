@@ -75,7 +75,7 @@ class TaskTypeController(Controller):
     ) -> TaskType:
         ensure_admin(principal, "change task types")
         changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not UNSET}
-        current = await types.get(ref)
+        current = await types.read(ref)
         if changes.pop("name", current.name) != current.name:
             raise BadRequest(f"a task type cannot be renamed (this one is {current.name!r})")
         if "parameters_schema" in changes:

@@ -39,7 +39,7 @@ async def run_task(ctx: dict[str, Any], task_id: str) -> None:
         error = f"no attempts left ({stored.task.attempts} of {stored.task.max_attempts} used)"
         await _end(state, Patch(status=TaskStatus.FAILED, error_message=error), stored)
         return
-    timeout_s = (await state.types.get(stored.task.task_type_id)).timeout_s
+    timeout_s = (await state.types.read(stored.task.task_type_id)).timeout_s
     started = await _start(state, stored)
     if started is None:
         return
