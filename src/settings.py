@@ -25,7 +25,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     host: str = "127.0.0.1"
     port: Annotated[int, Meta(ge=0, le=65535)] = 8000
     data_dir: str = ".jobcast"
-    log_level: str = "INFO"
+    log_level: Annotated[str, Meta(pattern="(?i)^(debug|info|warning|error|critical)$")] = "INFO"
     max_body_bytes: Count = 1024 * 1024
     progress_hz: Positive = 10.0
     cancel_grace_s: Positive = 5.0
@@ -55,7 +55,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         try:
             return msgspec.convert(values, cls, strict=False)
         except msgspec.ValidationError as error:
-            raise SettingsError(f"invalid setting: {error} (from {PREFIX}* variables)") from error
+            message, _, where = str(error).partition(" - at `$.")
+            name = PREFIX + where.rstrip("`").upper() if where else f"a {PREFIX}* variable"
+            raise SettingsError(f"{name}: {message}") from error
 
     def redis_url_or_default(self) -> str:
         """The Redis to use when none was started for us."""

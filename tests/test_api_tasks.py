@@ -883,3 +883,12 @@ async def test_openapi_document_lists_the_task_paths(http: httpx.AsyncClient) ->
     assert "/api/tasks" in paths
     assert "/api/tasks/{task_id}" in paths
     assert "/api/task-types" in paths
+
+
+@pytest.mark.parametrize("depth", [2_000, 50_000])
+async def test_a_body_nested_too_deeply_is_400_not_500(http: httpx.AsyncClient, depth: int) -> None:
+    await create_type(http)
+    body = '{"type": "ext", "parameters": {"a": ' + "[" * depth + "]" * depth + "}}"
+    response = await http.post("/api/tasks", content=body, headers={"Content-Type": "application/json"})
+    assert_error(response, 400, "nested too deeply")
+    assert await listed(http) == []
