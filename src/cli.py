@@ -6,6 +6,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+import msgspec
+
 from src.settings import Settings, SettingsError
 
 DEMO_MODULE = "src.workers.demo"
@@ -54,8 +56,6 @@ def _add_address(parser: argparse.ArgumentParser) -> None:
 
 
 def _with_address(settings: Settings, args: argparse.Namespace) -> Settings:
-    import msgspec
-
     changes = {name: value for name in ("host", "port") if (value := getattr(args, name)) is not None}
     return msgspec.structs.replace(settings, **changes)
 
@@ -76,8 +76,6 @@ def _api(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> None:
-    import msgspec
-
     from src.workers.definition import discover
     from src.workers.worker import build_worker
 
@@ -100,6 +98,6 @@ def _dev(settings: Settings, args: argparse.Namespace) -> None:
 def _health(settings: Settings, args: argparse.Namespace) -> None:
     from src.health_check import api_ready, worker_alive
 
-    healthy = api_ready(settings) if args.component == "api" else worker_alive(settings)
+    healthy = api_ready(settings.host, settings.port) if args.component == "api" else worker_alive(settings)
     print(f"{args.component}: {'ok' if healthy else 'not ok'}")
     sys.exit(0 if healthy else 1)

@@ -7,9 +7,9 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
+from src.health_check import api_ready, client_host
 from src.redis_server import RedisServer, RedisServerError, die_with_parent, find_redis_server
 from src.settings import Settings
 
@@ -66,25 +66,20 @@ def _spawn(arguments: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]
 
 
 def _wait_ready(settings: Settings, children: list[subprocess.Popen[bytes]]) -> bool:
-    url = f"http://{_client_host(settings.host)}:{settings.port}/health/ready"
     deadline = time.monotonic() + READY_WAIT_S
-    while time.monotonic() < deadline:
+    while not api_ready(settings.host, settings.port):
         if any(child.poll() is not None for child in children):
             print("jobcast dev: a process exited during start-up; see its log above")
             return False
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return True
-        except OSError:
-            pass
+        if time.monotonic() > deadline:
+            print(f"jobcast dev: the API on port {settings.port} did not become ready")
+            return False
         time.sleep(0.2)
-    print(f"jobcast dev: the API did not become ready at {url}")
-    return False
+    return True
 
 
 def _print_banner(settings: Settings, redis: RedisServer | None) -> None:
-    base = f"{_client_host(settings.host)}:{settings.port}"
+    base = f"{client_host(settings.host)}:{settings.port}"
     redis_line = f"{redis.url} (embedded, data in {redis.data_dir})" if redis else settings.redis_url
     print(
         "\njobcast is running\n"
@@ -129,10 +124,6 @@ def _port_taken(host: str, port: int) -> bool:
         except OSError:
             return True
     return False
-
-
-def _client_host(host: str) -> str:
-    return "127.0.0.1" if host in ("0.0.0.0", "") else host
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:

@@ -15,13 +15,19 @@ from src.workers.heartbeat import WorkerInfo
 TIMEOUT_S = 3.0
 
 
-def api_ready(settings: Settings) -> bool:
-    url = f"http://127.0.0.1:{settings.port}/health/ready"
+def api_ready(host: str, port: int) -> bool:
+    """GET /health/ready of the API listening on host:port answers 200."""
+    url = f"http://{client_host(host)}:{port}/health/ready"
     try:
         with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
             return bool(response.status == 200)
     except OSError:
         return False
+
+
+def client_host(host: str) -> str:
+    """Where to reach an API that listens on `host` (all interfaces: loopback)."""
+    return "127.0.0.1" if host in ("0.0.0.0", "") else host
 
 
 def worker_alive(settings: Settings) -> bool:

@@ -76,10 +76,16 @@ class TaskActions:
         await self.get(principal, task_id)
         return await self.tasks.events(task_id)
 
-    async def page(self, principal: Principal, query: TaskQuery) -> Page:
+    async def page(self, principal: Principal, query: TaskQuery, type_name: str | None = None) -> Page:
+        """A page of the tasks the caller may see; `type_name` filters like `type_id` does."""
         ensure_may_filter_owner(principal, query.owner)
+        if type_name is not None:
+            type_id = await self.types.find_name(type_name)
+            if type_id is None or query.type_id not in (None, type_id):
+                return Page([], None)  # no such type, or two filters that exclude each other
+            query = msgspec.structs.replace(query, type_id=type_id)
         if not principal.is_admin:
-            query = TaskQuery(query.statuses, query.type_id, principal.name, query.limit, query.cursor)
+            query = msgspec.structs.replace(query, owner=principal.name)
         return await self.tasks.page(query)
 
     async def update(self, principal: Principal, task_id: str, patch: Patch, fields: set[str]) -> Task:

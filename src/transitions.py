@@ -116,7 +116,7 @@ def apply(task: Task, change: Change, at: datetime) -> Outcome:
             expired = Finish(task.attempts, TaskStatus.CANCELLED, reason="cancel grace expired")
             return _finish(task, expired, at)
         case Retry():
-            return _retry(task, change.extra_attempts, "retry requested", at)
+            return _retry(task, change.extra_attempts, at)
         case Patch():
             return _patch(task, change, at)
         case Delete():
@@ -165,8 +165,14 @@ def _finish(task: Task, change: Finish, at: datetime) -> Outcome:
 
 def _requeue(task: Task, change: Requeue, at: datetime) -> Outcome:
     if task.cancel_requested:  # asked to stop: the attempt ending is the cancel, not a retry
-        cancelled = Finish(change.attempt, TaskStatus.CANCELLED, None, change.error_message, change.traceback)
-        return _finish(task, msgspec.structs.replace(cancelled, reason="cancel requested"), at)
+        cancelled = Finish(
+            change.attempt,
+            TaskStatus.CANCELLED,
+            error_message=change.error_message,
+            traceback=change.traceback,
+            reason="cancel requested",
+        )
+        return _finish(task, cancelled, at)
     fields: dict[str, Any] = {"status": Pending, "progress": None, "error_message": change.error_message}
     if change.refund:
         fields["max_attempts"] = task.max_attempts + 1
@@ -185,7 +191,7 @@ def _request_cancel(task: Task, at: datetime) -> Outcome:
     raise InvalidTransition(f"task is already {task.status}; there is nothing to cancel")
 
 
-def _retry(task: Task, extra_attempts: int, reason: str, at: datetime) -> Outcome:
+def _retry(task: Task, extra_attempts: int, at: datetime) -> Outcome:
     if task.status not in RETRYABLE:
         raise InvalidTransition(f"only a failed or cancelled task can be retried; this one is {task.status}")
     fields = {
@@ -197,7 +203,7 @@ def _retry(task: Task, extra_attempts: int, reason: str, at: datetime) -> Outcom
         "cancel_requested": False,
         "completed_at": None,
     }
-    return _emit(task, EventKind.RETRYING, at, fields, {"reason": reason, "progress": None})
+    return _emit(task, EventKind.RETRYING, at, fields, {"reason": "retry requested", "progress": None})
 
 
 def _patch(task: Task, patch: Patch, at: datetime) -> Outcome:
@@ -207,7 +213,7 @@ def _patch(task: Task, patch: Patch, at: datetime) -> Outcome:
     if moved and patch.status is Pending:
         if _changes_outcome(patch):
             raise InvalidTransition("a retry cannot also set progress, result or error_message")
-        task, event = _retry(task, patch.extra_attempts, "retry requested", at)
+        task, event = _retry(task, patch.extra_attempts, at)
         return _merge_edits(task, event, patch, at)
     if task.status in TERMINAL and _changes_outcome(patch):
         raise InvalidTransition(

@@ -8,7 +8,7 @@ from redis.asyncio import Redis
 
 from src import keys
 from src.atomic import Atomic, GuardFailed
-from src.errors import AlreadyExists, NotFound
+from src.errors import AlreadyExists, BadRequest, NotFound
 from src.task_types import TaskType, type_id_or_name
 from src.tasks import utc_now
 from src.writes import ABSENT, Plan, encode
@@ -62,9 +62,13 @@ class TypeStore:
         return await self._with_workers([t for t in types if include_inactive or t.is_active])
 
     async def update(self, ref: str | int, changes: dict[str, Any]) -> TaskType:
-        """Apply `changes` to the current record, retrying if someone else wrote in between."""
+        """Apply `changes` to the current record, retrying if someone else wrote in between.
+        A `name` in `changes` must be the type's own: types are never renamed."""
+        name = changes.pop("name", None)
         while True:
             current, doc = await self._read(ref)
+            if name is not None and name != current.name:
+                raise BadRequest(f"a task type cannot be renamed (this one is {current.name!r})")
             updated = msgspec.structs.replace(current, **changes, updated_at=utc_now())
             if updated == msgspec.structs.replace(current, updated_at=updated.updated_at):
                 return (await self._with_workers([current]))[0]

@@ -5,12 +5,12 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import redis
 
 from src import keys
+from src.health_check import api_ready
 from src.settings import Settings
 
 START_TIMEOUT_S = 30.0
@@ -84,18 +84,10 @@ def start_api(settings: Settings, log_path: Path, port: int) -> JobcastProcess:
     """Start `jobcast api` on `port` and wait until /health/ready answers 200."""
     process = JobcastProcess(["api", "--port", str(port)], environment(settings), log_path)
     deadline = time.monotonic() + START_TIMEOUT_S
-    while not _ready(port):
+    while not api_ready("127.0.0.1", port):
         _check_starting(process, deadline)
         time.sleep(0.05)
     return process
-
-
-def _ready(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/ready", timeout=1) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
 
 
 def _check_starting(process: JobcastProcess, deadline: float) -> None:

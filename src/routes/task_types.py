@@ -8,7 +8,6 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 from msgspec import UNSET, UnsetType
 
 from src.access import ensure_admin
-from src.errors import BadRequest
 from src.routes.dependencies import Caller, TypesDep
 from src.schemas import check_schema
 from src.task_types import (
@@ -75,12 +74,9 @@ class TaskTypeController(Controller):
     ) -> TaskType:
         ensure_admin(principal, "change task types")
         changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not UNSET}
-        current = await types.read(ref)
-        if changes.pop("name", current.name) != current.name:
-            raise BadRequest(f"a task type cannot be renamed (this one is {current.name!r})")
         if "parameters_schema" in changes:
             check_schema(changes["parameters_schema"])
-        return await types.update(current.id, changes)
+        return await types.update(ref, changes)
 
     @delete("/{ref:str}", summary="Deactivate a task type (it still reads back)")
     async def deactivate(self, ref: Ref, types: TypesDep, principal: Caller) -> None:

@@ -80,13 +80,8 @@ class TaskController(Controller):
         limit: Limit = 100,
         cursor: Cursor = None,
     ) -> Response[list[Task]]:
-        if type_name is not None:
-            found = await actions.types.find_name(type_name)
-            if task_type_id is not None and found != task_type_id:
-                return Response([])
-            task_type_id = found if found is not None else 0  # no such type: an empty index
         query = TaskQuery(_statuses(status), task_type_id, owner, limit, _cursor(cursor))
-        page = await actions.page(principal, query)
+        page = await actions.page(principal, query, type_name)
         headers = {}
         if page.next_cursor is not None:
             params = {**request.query_params.dict(), "cursor": [str(page.next_cursor)]}

@@ -4,19 +4,19 @@ receive to notice the disconnect."""
 import asyncio
 import contextlib
 import logging
+import re
 from typing import Any
 
 from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 from litestar.params import FromPath
 
-from src.events.hub import Client
-from src.events.protocol import ErrorCode, ProtocolError, Subscribe, error_frame
+from src.events.hub import NORMAL, Client
+from src.events.protocol import ErrorCode, Subscribe, error_frame
 from src.events.session import Session
 from src.routes.dependencies import Caller, HubDep, SettingsDep, TypesDep
 from src.settings import Settings
 
-NORMAL = 1000
 POLICY_VIOLATION = 1008
 TOO_BIG = 1009
 INTERNAL_ERROR = 1011
@@ -80,14 +80,11 @@ async def _serve(
 
 async def _subscribe_first(client: Client, session: Session, task_id: str, since: str | None) -> None:
     """/ws/tasks/{id}: a bad `since` or an unknown task is an error frame, then a 1008 close."""
-    try:
-        if since is not None and not since.isdigit():
-            raise ProtocolError(ErrorCode.INVALID_FRAME, "since must be a non-negative integer")
-        target = Subscribe(task_id=task_id, since=None if since is None else int(since))
-    except (ProtocolError, ValueError) as error:
-        client.send(error_frame(ErrorCode.INVALID_FRAME, str(error)))
+    if since is not None and not re.fullmatch("[0-9]+", since):
+        client.send(error_frame(ErrorCode.INVALID_FRAME, "since must be a non-negative integer"))
         client.end(POLICY_VIOLATION, "invalid request")
         return
+    target = Subscribe(task_id=task_id, since=None if since is None else int(since))
     if not await session.subscribe_or_answer(target):
         client.end(POLICY_VIOLATION, "subscription refused")
 

@@ -4,7 +4,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any
 
 import msgspec
 
@@ -36,11 +35,6 @@ class TaskContext:
         self.log = logging.LoggerAdapter(
             logging.getLogger("jobcast.task"), {"task_id": self.task_id, "attempt": self.attempt}
         )
-
-    @property
-    def parameters(self) -> dict[str, Any]:
-        """The parameters exactly as submitted."""
-        return self.stored.task.parameters
 
     async def progress(
         self, current: Number, total: Number | None = None, message: str | None = None
