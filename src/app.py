@@ -9,6 +9,7 @@ from litestar.datastructures import State
 from litestar.exceptions import NotFoundException
 from litestar.openapi import OpenAPIConfig
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from src import errors
@@ -46,6 +47,7 @@ def create_app(settings: Settings) -> Litestar:
             errors.JobcastError: _jobcast_error,
             RedisConnectionError: _redis_unavailable,
             RedisTimeoutError: _redis_unavailable,
+            ResponseError: _redis_refused,
             NotFoundException: _no_such_route,
             RecursionError: _too_deep,
         },
@@ -79,6 +81,18 @@ def _jobcast_error(_: Request[Any, Any, Any], error: errors.JobcastError) -> Res
 def _redis_unavailable(_: Request[Any, Any, Any], __: Exception) -> Response[Any]:
     detail = "the task store is unavailable; retry shortly"
     return _error(503, detail, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
+# Replies of a Redis that is up but cannot take writes right now: out of memory, failing to
+# persist, or a replica after a failover. Any other error reply is a bug: a plain 500.
+REFUSALS = ("OOM", "MISCONF", "READONLY", "NOREPLICAS", "MASTERDOWN")
+
+
+def _redis_refused(_: Request[Any, Any, Any], error: ResponseError) -> Response[Any]:
+    if str(error).startswith(REFUSALS):
+        detail = f"the task store refuses writes for now ({str(error).split(' ', 1)[0]}); retry shortly"
+        return _error(503, detail, headers={"Retry-After": str(RETRY_AFTER_S)})
+    return _error(500, "Internal Server Error")
 
 
 def _too_deep(_: Request[Any, Any, Any], __: RecursionError) -> Response[Any]:

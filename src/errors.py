@@ -50,3 +50,9 @@ class StaleAttempt(InvalidTransition):
 
 class Unavailable(JobcastError):
     """Redis cannot be reached; the caller should retry later."""
+
+
+def describe(error: BaseException) -> str:
+    """`Type: message`, as a task's error_message shows what its handler raised."""
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__

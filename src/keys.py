@@ -2,7 +2,7 @@
 
 import hashlib
 
-from arq.constants import abort_jobs_ss, default_queue_name, job_key_prefix
+from arq.constants import abort_jobs_ss, default_queue_name, in_progress_key_prefix, job_key_prefix
 
 PREFIX = "jobcast:"
 ANY = "*"
@@ -14,6 +14,8 @@ TYPE_NAMES = PREFIX + "type-names"
 TYPES = PREFIX + "types"
 WORKERS = PREFIX + "workers"
 CANCEL_DEADLINES = PREFIX + "cancel-deadlines"
+DEFERRED = PREFIX + "deferred"  # arq job ids waiting for a backoff, scored by when they may run (ms)
+FINISHED = PREFIX + "finished"  # finished task ids scored by when they finished (ms), for retention
 
 # arq's own keys: jobcast enqueues and aborts jobs in the same atomic step as the task change.
 ARQ_QUEUE = default_queue_name
@@ -56,6 +58,11 @@ def type_workers(name: str) -> str:
     return f"{PREFIX}type-workers:{name}"
 
 
+def worker_tasks(worker_id: str) -> str:
+    """Set of the task ids whose current attempt runs on a worker."""
+    return f"{PREFIX}worker-tasks:{worker_id}"
+
+
 def worker(worker_id: str) -> str:
     """String holding a live worker's description; expires with its heartbeat."""
     return f"{PREFIX}worker:{worker_id}"
@@ -64,3 +71,8 @@ def worker(worker_id: str) -> str:
 def arq_job(job_id: str) -> str:
     """arq's job payload key."""
     return job_key_prefix + job_id
+
+
+def arq_in_progress(job_id: str) -> str:
+    """arq's marker that a worker holds the job; expires unless its worker heartbeats."""
+    return in_progress_key_prefix + job_id

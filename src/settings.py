@@ -13,6 +13,10 @@ Positive = Annotated[float, Meta(gt=0)]
 Count = Annotated[int, Meta(ge=1)]
 
 
+# After a worker's heartbeat expires: a reconciler pass, a fresh job, a worker polling for it.
+RECOVERY_MARGIN_S = 3.0
+
+
 class SettingsError(ValueError):
     """An environment variable could not be read as its setting."""
 
@@ -34,11 +38,24 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     poll_s: Positive = 0.2
     heartbeat_s: Positive = 1.0
     heartbeat_ttl_s: Positive = 5.0
+    recovery_s: Positive = 10.0
+    shutdown_grace_s: Annotated[int, Meta(ge=0)] = 8
+    retention_s: Count = 7 * 24 * 3600
+    history_max: Count = 1000
     retry_backoff_s: Annotated[float, Meta(ge=0)] = 1.0
     retry_backoff_max_s: Annotated[float, Meta(ge=0)] = 60.0
     ws_buffer: Count = 1000
     ws_max_subscriptions: Count = 1000
     ws_max_frame_bytes: Count = 64 * 1024
+
+    def __post_init__(self) -> None:
+        if self.heartbeat_s >= self.heartbeat_ttl_s:
+            raise ValueError("JOBCAST_HEARTBEAT_S must be shorter than JOBCAST_HEARTBEAT_TTL_S")
+        if self.heartbeat_ttl_s + RECOVERY_MARGIN_S > self.recovery_s:
+            raise ValueError(
+                f"JOBCAST_RECOVERY_S must be at least JOBCAST_HEARTBEAT_TTL_S + {RECOVERY_MARGIN_S:g}: "
+                "a lost worker is noticed once its heartbeat expires, then its tasks need time to restart"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> "Settings":

@@ -4,7 +4,6 @@ Every change is read → transitions.apply → one atomic check-then-write guard
 when another writer got there first, the change is re-applied to what it wrote.
 """
 
-import contextlib
 import heapq
 from collections.abc import Sequence
 
@@ -16,7 +15,18 @@ from src.atomic import Atomic, GuardFailed
 from src.errors import InvalidTransition, NotFound
 from src.tasks import Event, Task, TaskStatus, utc_now
 from src.transitions import Change, apply
-from src.writes import Stored, change_plan, create_plan, job_after, job_id_for
+from src.writes import (
+    Limits,
+    Plan,
+    Stored,
+    change_plan,
+    create_plan,
+    expire_plan,
+    job_after,
+    job_id_for,
+    promote_plan,
+    reissue_plan,
+)
 
 decode_task = msgspec.json.Decoder(Task).decode
 decode_events = msgspec.json.Decoder(list[Event]).decode
@@ -35,14 +45,19 @@ class TaskQuery(msgspec.Struct, frozen=True):
     cursor: int | None = None
 
 
+class _Lost(Exception):
+    """A write's guard failed: someone else wrote first, or this very write landed earlier and
+    only its reply was lost (a command retried after a dropped connection)."""
+
+    def __init__(self, intended: Task) -> None:
+        self.intended = intended
+
+
 class TaskStore:
-    def __init__(
-        self, redis: Redis, atomic: Atomic, *, cancel_deadline_s: float, idempotency_ttl_s: int
-    ) -> None:
+    def __init__(self, redis: Redis, atomic: Atomic, limits: Limits) -> None:
         self._redis = redis
         self._atomic = atomic
-        self._cancel_deadline_ms = int(cancel_deadline_s * 1000)
-        self._idempotency_ttl_s = idempotency_ttl_s
+        self.limits = limits
 
     async def read(self, task_id: str) -> Stored:
         """The task and its store-only fields; NotFound when there is no such task."""
@@ -60,13 +75,13 @@ class TaskStore:
         already used, store nothing and return the task it created."""
         rank = int(await self._redis.incr(keys.TASK_RANK))
         job_id = job_id_for(task.id, event.seq) if queued else ""
-        plan = create_plan(task, event, rank, job_id, idempotency_key, self._idempotency_ttl_s)
+        plan = create_plan(task, event, rank, job_id, idempotency_key, self.limits)
         try:
             await self._atomic.run(plan)
         except GuardFailed as failed:
             if failed.index == 2:  # the idempotency key names the first task
                 return await self.get(failed.found)
-            raise
+            return await self.get(task.id)  # a fresh random id exists: this very write, retried
         return task
 
     async def idempotent_task(self, idempotency_key: str) -> Task | None:
@@ -89,28 +104,59 @@ class TaskStore:
         If it was not (the change is refused, changes nothing, or loses the race), the change
         is applied to a fresh read instead.
         """
+        intended: Task | None = None
         if known is not None:
-            with contextlib.suppress(InvalidTransition, GuardFailed):
+            try:
                 stored = await self._commit(known, change, by_attempt)
                 if stored is not None:
                     return stored
+            except InvalidTransition:
+                pass
+            except _Lost as lost:
+                intended = lost.intended
         while True:
             before = await self.read(task_id)
-            with contextlib.suppress(GuardFailed):  # someone else wrote first: read theirs
+            if intended is not None and before.task == intended:
+                return before  # our own write, whose reply was lost
+            try:
                 return await self._commit(before, change, by_attempt) or before
+            except _Lost as lost:  # someone else wrote first: apply the change to theirs
+                intended = lost.intended
 
     async def _commit(self, before: Stored, change: Change, by_attempt: bool) -> Stored | None:
         """Write `change` on top of `before`; None when it changes nothing.
-        GuardFailed when `before` is no longer the stored version."""
-        now = utc_now()
-        task, event = apply(before.task, change, now)
+        _Lost when `before` is no longer the stored version."""
+        task, event = apply(before.task, change, utc_now())
         if event is None:
             return None
-        deadline_ms = int(now.timestamp() * 1000) + self._cancel_deadline_ms
-        await self._atomic.run(
-            change_plan(before, task, event, by_attempt=by_attempt, cancel_deadline_ms=deadline_ms)
-        )
+        plan = change_plan(before, task, event, by_attempt=by_attempt, limits=self.limits)
+        try:
+            await self._atomic.run(plan)
+        except GuardFailed:
+            raise _Lost(task) from None
         return Stored(task, before.rank, job_after(before, task, event))
+
+    async def reissue(self, stored: Stored, due_ms: int | None) -> bool:
+        """Give a pending task a new arq job (its old one is lost or not for this worker)."""
+        now_ms = int(utc_now().timestamp() * 1000)
+        job_id = job_id_for(stored.task.id, stored.task.seq, now_ms)
+        return await self._run(reissue_plan(stored, job_id, now_ms, due_ms))
+
+    async def promote(self, stored: Stored) -> bool:
+        """Queue the task's deferred job, whose backoff is over."""
+        return await self._run(promote_plan(stored))
+
+    async def expire(self, stored: Stored) -> bool:
+        """Remove a finished task past its retention."""
+        return await self._run(expire_plan(stored))
+
+    async def _run(self, plan: Plan) -> bool:
+        """Run a plan; False when a guard found the task changed meanwhile (nothing written)."""
+        try:
+            await self._atomic.run(plan)
+        except GuardFailed:
+            return False
+        return True
 
     async def events(self, task_id: str) -> list[Event]:
         """The task's history, oldest first; NotFound when there is no such task."""

@@ -80,6 +80,7 @@ class Task(msgspec.Struct, kw_only=True):
     attempts: int = 0
     max_attempts: int
     cancel_requested: bool = False
+    worker: str | None = None  # the worker running the current attempt
     seq: int
     created_at: datetime
     updated_at: datetime
@@ -106,6 +107,8 @@ class Event(msgspec.Struct, kw_only=True):
     cancel_requested: bool | UnsetType = UNSET
     reason: str | UnsetType = UNSET
     traceback: str | UnsetType = UNSET
+    worker: str | UnsetType = UNSET
+    run_after: datetime | UnsetType = UNSET  # a retry waits for its backoff until then
 
 
 def new_task_id() -> str:

@@ -1,6 +1,6 @@
 """The legal moves of a task (CONTRACT.md §2) as one pure function: no I/O, no clock."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -25,9 +25,10 @@ Pending = TaskStatus.PENDING
 
 
 class Start(msgspec.Struct, frozen=True):
-    """A worker begins attempt number `attempt` of a pending task."""
+    """Attempt number `attempt` of a pending task begins, on `worker` when a worker runs it."""
 
     attempt: int
+    worker: str | None = None
 
 
 class ReportProgress(msgspec.Struct, frozen=True):
@@ -50,6 +51,7 @@ class Requeue(msgspec.Struct, frozen=True):
     """The running attempt gave up but attempts remain: back to pending (`task.retrying`).
 
     `refund`: the attempt does not count (its worker was stopped, the handler did not fail).
+    `delay_s`: the next attempt waits this long (a backoff).
     """
 
     attempt: int
@@ -57,6 +59,13 @@ class Requeue(msgspec.Struct, frozen=True):
     error_message: str | None = None
     traceback: str | None = None
     refund: bool = False
+    delay_s: float = 0.0
+
+
+class WorkerLost(msgspec.Struct, frozen=True):
+    """`worker` stopped heartbeating: its attempt of the task is over, counted as used."""
+
+    worker: str
 
 
 class RequestCancel(msgspec.Struct, frozen=True):
@@ -83,13 +92,25 @@ class Patch(msgspec.Struct, frozen=True):
     priority: int | UnsetType = UNSET
     metadata: dict[str, Any] | UnsetType = UNSET
     extra_attempts: int = 1
+    attempt: int | UnsetType = UNSET  # when set, the patch is refused unless it is the current attempt
 
 
 class Delete(msgspec.Struct, frozen=True):
     """The task is removed; an active one is cancelled on the way out."""
 
 
-Change = Start | ReportProgress | Finish | Requeue | RequestCancel | ExpireCancel | Retry | Patch | Delete
+Change = (
+    Start
+    | ReportProgress
+    | Finish
+    | Requeue
+    | WorkerLost
+    | RequestCancel
+    | ExpireCancel
+    | Retry
+    | Patch
+    | Delete
+)
 Outcome = tuple[Task, Event | None]
 
 
@@ -108,6 +129,8 @@ def apply(task: Task, change: Change, at: datetime) -> Outcome:
         case Requeue():
             _check_attempt(task, change.attempt)
             return _requeue(task, change, at)
+        case WorkerLost():
+            return _worker_lost(task, change.worker, at)
         case RequestCancel():
             return _request_cancel(task, at)
         case ExpireCancel():
@@ -143,12 +166,13 @@ def _start(task: Task, change: Start, at: datetime) -> Outcome:
         "progress": None,
         "result": None,
         "cancel_requested": False,
+        "worker": change.worker,
     }
-    return _emit(task, EventKind.STARTED, at, fields)
+    return _emit(task, EventKind.STARTED, at, fields, _present(worker=change.worker))
 
 
 def _finish(task: Task, change: Finish, at: datetime) -> Outcome:
-    fields: dict[str, Any] = {"status": change.status, "completed_at": at}
+    fields: dict[str, Any] = {"status": change.status, "completed_at": at, "worker": None}
     if task.started_at is None:
         fields["started_at"] = at
     if change.status is TaskStatus.COMPLETED:
@@ -173,11 +197,28 @@ def _requeue(task: Task, change: Requeue, at: datetime) -> Outcome:
             reason="cancel requested",
         )
         return _finish(task, cancelled, at)
-    fields: dict[str, Any] = {"status": Pending, "progress": None, "error_message": change.error_message}
+    fields: dict[str, Any] = {
+        "status": Pending,
+        "progress": None,
+        "error_message": change.error_message,
+        "worker": None,
+    }
     if change.refund:
         fields["max_attempts"] = task.max_attempts + 1
-    extra = _present(error_message=change.error_message, traceback=change.traceback)
+    run_after = at + timedelta(seconds=change.delay_s) if change.delay_s > 0 else None
+    extra = _present(error_message=change.error_message, traceback=change.traceback, run_after=run_after)
     return _emit(task, EventKind.RETRYING, at, fields, {"reason": change.reason, "progress": None} | extra)
+
+
+def _worker_lost(task: Task, worker: str, at: datetime) -> Outcome:
+    """Only the attempt that `worker` was running is over; anything newer is left alone."""
+    if task.status is not Running or task.worker != worker:
+        return task, None
+    error = f"worker lost: {worker} stopped heartbeating during attempt {task.attempts}"
+    if task.attempts >= task.max_attempts and not task.cancel_requested:
+        lost = Finish(task.attempts, TaskStatus.FAILED, error_message=error, reason="worker lost")
+        return _finish(task, lost, at)
+    return _requeue(task, Requeue(task.attempts, reason="worker lost", error_message=error), at)
 
 
 def _request_cancel(task: Task, at: datetime) -> Outcome:
@@ -207,6 +248,8 @@ def _retry(task: Task, extra_attempts: int, at: datetime) -> Outcome:
 
 
 def _patch(task: Task, patch: Patch, at: datetime) -> Outcome:
+    if patch.attempt is not UNSET:
+        _check_patch_attempt(task, patch)
     if patch.status is task.status:  # not a move: two workers must not both claim a task
         raise InvalidTransition(f"task is already {task.status}")
     moved = patch.status is not UNSET
@@ -222,6 +265,16 @@ def _patch(task: Task, patch: Patch, at: datetime) -> Outcome:
     if moved:
         return _merge_edits(*_move(task, patch, at), patch, at)
     return _merge_edits(task, None, patch, at)
+
+
+def _check_patch_attempt(task: Task, patch: Patch) -> None:
+    """A patch naming its attempt: a claim must name the next one, anything else the current one."""
+    if patch.status is Running and task.status is Pending:
+        if patch.attempt != task.attempts + 1:
+            raise StaleAttempt(f"attempt {patch.attempt} is not the next one ({task.attempts + 1})")
+        return
+    assert isinstance(patch.attempt, int)
+    _check_attempt(task, patch.attempt)
 
 
 def _move(task: Task, patch: Patch, at: datetime) -> Outcome:

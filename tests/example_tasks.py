@@ -1,10 +1,12 @@
 """Task handlers used by tests through `jobcast worker --tasks tests.example_tasks`."""
 
 import asyncio
+import os
+import time
 
 import msgspec
 
-from src.workers import TaskContext, task
+from src.workers import BlockingContext, TaskContext, task
 
 
 class Rows(msgspec.Struct, forbid_unknown_fields=True):
@@ -33,3 +35,27 @@ async def wait(ctx: TaskContext, params: Wait) -> str:
     """Sleeps without reporting progress; ignores nothing (cancellation stops it)."""
     await asyncio.sleep(params.seconds)
     return "waited"
+
+
+class Crunch(msgspec.Struct):
+    seconds: float
+    steps: int = 10
+    fail: bool = False
+
+
+@task("test.crunch", timeout_s=120, max_attempts=1, blocking=True)
+def crunch(ctx: BlockingContext, params: Crunch) -> dict[str, int]:
+    """Blocks its thread for `seconds` (CPU-bound work, as the worker sees it), in `steps`."""
+    for step in range(1, params.steps + 1):
+        time.sleep(params.seconds / params.steps)
+        ctx.progress(step, params.steps)
+    if params.fail:
+        raise ValueError("crunch refused")
+    return {"pid": os.getpid()}
+
+
+@task("test.hog", timeout_s=120, max_attempts=2)
+async def hog(ctx: TaskContext, params: Wait) -> int:
+    """Misbehaves: blocks the worker's event loop for `seconds`, as undeclared CPU work would."""
+    time.sleep(params.seconds)  # noqa: ASYNC251 - blocking the loop is what this handler is for
+    return os.getpid()

@@ -58,7 +58,7 @@ def test_a_handler_must_take_a_struct(bad: Any) -> None:
 
 
 def test_discover_finds_the_tasks_of_a_module() -> None:
-    assert sorted(discover(["tests.example_tasks"])) == ["test.sum", "test.wait"]
+    assert sorted(discover(["tests.example_tasks"])) == ["test.crunch", "test.hog", "test.sum", "test.wait"]
     assert list(discover(["src.workers.demo"])) == ["demo.sleep"]
 
 

@@ -16,9 +16,9 @@ from src import keys
 from src.atomic import Atomic, GuardFailed
 from src.errors import AlreadyExists, InvalidTransition, NotFound, StaleAttempt
 from src.events.envelope import EVENT_FRAME_PREFIX, Envelope, decode_envelope
-from src.services import open_stores
+from src.reconciler import ABORT_MAX_AGE_MS, Reconciler
+from src.services import new_reconciler, open_stores
 from src.settings import Settings
-from src.sweeper import ABORT_MAX_AGE_MS, Sweeper
 from src.task_store import TaskQuery, TaskStore
 from src.tasks import EventKind, Progress, Task, TaskStatus, new_task, utc_now
 from src.transitions import Delete, Finish, Patch, ReportProgress, RequestCancel, Requeue, Retry, Start
@@ -511,12 +511,12 @@ async def test_an_admin_finishing_a_running_task_aborts_its_job(tasks: TaskStore
     assert await redis.zscore(keys.ARQ_ABORTS, (await tasks.read(own.id)).job) is None
 
 
-# --- the sweeper -------------------------------------------------------------------------------
+# --- the reconciler: cancel deadlines ---------------------------------------------------------
 
 
-def sweeper_with_grace(redis: Redis, settings: Settings, grace_s: float) -> tuple[TaskStore, Sweeper]:
+def sweeper_with_grace(redis: Redis, settings: Settings, grace_s: float) -> tuple[TaskStore, Reconciler]:
     tasks, _ = open_stores(msgspec.structs.replace(settings, cancel_grace_s=grace_s), redis)
-    return tasks, Sweeper(redis, tasks, interval_s=60)
+    return tasks, new_reconciler(settings, redis, tasks)
 
 
 async def test_sweeper_cancels_a_task_whose_cancel_grace_ran_out(
@@ -525,7 +525,7 @@ async def test_sweeper_cancels_a_task_whose_cancel_grace_ran_out(
     tasks, sweeper = sweeper_with_grace(redis, settings, 1e-9)  # the deadline is the request itself
     task = await started(tasks, queued=True)
     await tasks.change(task.id, RequestCancel())
-    await asyncio.wait_for(sweeper.sweep_once(), WAIT_S)
+    await asyncio.wait_for(sweeper.reconcile_once(), WAIT_S)
     swept = await tasks.get(task.id)
     assert (swept.status, swept.seq) == (CANCELLED, 4)
     assert swept.completed_at is not None
@@ -541,7 +541,7 @@ async def test_sweeper_leaves_a_task_within_its_grace(redis: Redis, settings: Se
     tasks, sweeper = sweeper_with_grace(redis, settings, 60)
     task = await started(tasks)
     await tasks.change(task.id, RequestCancel())
-    await asyncio.wait_for(sweeper.sweep_once(), WAIT_S)
+    await asyncio.wait_for(sweeper.reconcile_once(), WAIT_S)
     assert (await tasks.get(task.id)).status is RUNNING
     assert await redis.zscore(keys.CANCEL_DEADLINES, task.id) is not None
 
@@ -553,7 +553,7 @@ async def test_sweeper_drops_deadlines_of_tasks_that_ended_or_vanished(
     done = await started(tasks)
     await tasks.change(done.id, Finish(1, COMPLETED), by_attempt=True)
     await redis.zadd(keys.CANCEL_DEADLINES, {"gone": 1, done.id: 1})
-    await asyncio.wait_for(sweeper.sweep_once(), WAIT_S)
+    await asyncio.wait_for(sweeper.reconcile_once(), WAIT_S)
     assert await redis.zcard(keys.CANCEL_DEADLINES) == 0
     assert (await tasks.get(done.id)).status is COMPLETED
 
@@ -566,14 +566,14 @@ async def test_a_cancel_request_survives_the_attempt_giving_up(redis: Redis, set
     await tasks.change(task.id, RequestCancel())
     with contextlib.suppress(InvalidTransition):  # refusing it is fine: the sweeper then cancels
         await tasks.change(task.id, Requeue(1, reason="error", error_message="x"), by_attempt=True)
-    await asyncio.wait_for(sweeper.sweep_once(), WAIT_S)
+    await asyncio.wait_for(sweeper.reconcile_once(), WAIT_S)
     assert (await tasks.get(task.id)).status is CANCELLED
 
 
-async def test_sweeper_clears_stale_arq_aborts(redis: Redis, tasks: TaskStore) -> None:
+async def test_sweeper_clears_stale_arq_aborts(redis: Redis, settings: Settings, tasks: TaskStore) -> None:
     now_ms = time.time() * 1000
     await redis.zadd(keys.ARQ_ABORTS, {"old-job": now_ms - ABORT_MAX_AGE_MS - 1000, "new-job": now_ms})
-    await asyncio.wait_for(Sweeper(redis, tasks, interval_s=60).sweep_once(), WAIT_S)
+    await asyncio.wait_for(new_reconciler(settings, redis, tasks).reconcile_once(), WAIT_S)
     assert await redis.zscore(keys.ARQ_ABORTS, "old-job") is None
     assert await redis.zscore(keys.ARQ_ABORTS, "new-job") is not None
 

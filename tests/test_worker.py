@@ -138,26 +138,6 @@ async def test_attempt_longer_than_timeout_fails(
     assert failed["error_message"].startswith("TimeoutError")
 
 
-async def test_stopping_worker_hands_its_task_to_another(
-    app: ServedApp, http: httpx.AsyncClient, settings: Settings, tmp_path: Path
-) -> None:
-    first = start_worker(settings, tmp_path / "first.log")
-    task = await submit(http, "demo.sleep", seconds=1.5, steps=3)
-    async with await watch(app, task["id"]) as ws:
-        await ws.until(is_running)
-        assert first.stop() == 0
-        retrying = (await ws.until(lambda f: f.get("event") == "task.retrying"))[-1]
-        assert retrying["reason"] == "worker stopped"
-        assert retrying["status"] == "pending"
-        second = start_worker(settings, tmp_path / "second.log")
-        try:
-            frames = await ws.until(is_final)
-        finally:
-            second.stop()
-    assert frames[-1]["event"] == "task.completed"
-    assert frames[-1]["attempt"] == 2
-
-
 async def test_workers_online_counts_live_workers(
     http: httpx.AsyncClient, settings: Settings, tmp_path: Path
 ) -> None:
@@ -173,7 +153,7 @@ async def test_handlers_from_another_module(
     process = start_worker(settings, tmp_path / "worker.log", "--tasks", EXAMPLE_TASKS)
     try:
         names = [t["name"] for t in (await http.get("/api/task-types")).json()]
-        assert names == ["test.sum", "test.wait"]  # the demo types only when asked for
+        assert sorted(names) == ["test.crunch", "test.hog", "test.sum", "test.wait"]  # no demo types
         schema = (await http.get("/api/task-types/test.sum")).json()["parameters_schema"]
         assert schema["required"] == ["rows"]
         bad = await http.post("/api/tasks", json={"type": "test.sum", "parameters": {"rows": [1, "x"]}})

@@ -6,6 +6,7 @@ import msgspec
 from litestar import Response, get
 from redis.exceptions import RedisError
 
+from src.redis_policy import eviction_problem
 from src.routes.dependencies import HubDep, ServicesDep
 
 PING_TIMEOUT_S = 1.0
@@ -27,6 +28,9 @@ async def ready(services: ServicesDep, hub: HubDep) -> Response[Health]:
         await asyncio.wait_for(services.redis.ping(), PING_TIMEOUT_S)
     except (RedisError, OSError, TimeoutError) as error:
         return Response(Health("unavailable", f"Redis is not reachable: {error}"), status_code=503)
+    problem = await eviction_problem(services.redis)
+    if problem is not None:
+        return Response(Health("unavailable", problem), status_code=503)
     if not hub.subscribed.is_set():
         return Response(Health("unavailable", "not subscribed to the events channel yet"), status_code=503)
     return Response(Health("ok"))

@@ -5,6 +5,7 @@ from urllib.parse import urlencode
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post, put
+from litestar.datastructures import ResponseHeader
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 from msgspec import UNSET, UnsetType
 
@@ -20,6 +21,11 @@ IdempotencyKey = Annotated[
     HeaderParameter(name="Idempotency-Key", min_length=1, max_length=255, required=False,
                     description="A repeat with the same key and owner within 24 h returns the first task."),
 ]  # fmt: skip
+ATTEMPT_HELP = (
+    "Fencing for workers: the attempt this write comes from. A claim (status running) names the next "
+    "attempt; any other write the current one. A write from an attempt that is no longer current gets 409."
+)
+HISTORY_LIMIT = "Jobcast-History-Limit"
 Limit = Annotated[int, QueryParameter(ge=1, le=1000, description="Rows per page.")]
 Cursor = Annotated[str | None, QueryParameter(description="From the `Link: rel=next` of the previous page.")]
 
@@ -39,6 +45,7 @@ class TaskUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     error_message: str | UnsetType | None = UNSET
     priority: Priority | UnsetType = UNSET
     metadata: dict[str, Any] | UnsetType = UNSET
+    attempt: Annotated[int, msgspec.Meta(ge=1, description=ATTEMPT_HELP)] | UnsetType = UNSET
 
 
 class TaskController(Controller):
@@ -111,9 +118,24 @@ class TaskController(Controller):
     async def retry(self, task_id: FromPath[str], actions: ActionsDep, principal: Caller) -> Task:
         return await actions.retry(principal, task_id)
 
-    @get("/{task_id:str}/events", summary="A task's event history, in seq order")
-    async def events(self, task_id: FromPath[str], actions: ActionsDep, principal: Caller) -> list[Event]:
-        return await actions.events(principal, task_id)
+    @get(
+        "/{task_id:str}/events",
+        summary="A task's event history, in seq order",
+        description=(
+            f"At most JOBCAST_HISTORY_MAX events are kept per task, the newest; the `{HISTORY_LIMIT}` "
+            "header says how many. A history whose first `seq` is above 1 lost its oldest events."
+        ),
+        response_headers=[
+            ResponseHeader(
+                name=HISTORY_LIMIT, description="Events kept per task, at most", documentation_only=True
+            )
+        ],
+    )
+    async def events(
+        self, task_id: FromPath[str], actions: ActionsDep, principal: Caller
+    ) -> Response[list[Event]]:
+        history = await actions.events(principal, task_id)
+        return Response(history, headers={HISTORY_LIMIT: str(actions.tasks.limits.history_max)})
 
     @get("/{task_id:str}/status", summary="A task in the shape Celery-era polling clients read")
     async def status(self, task_id: FromPath[str], actions: ActionsDep, principal: Caller) -> CeleryStatus:

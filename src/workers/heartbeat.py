@@ -1,16 +1,17 @@
 """Worker liveness in Redis: each worker re-announces itself every `heartbeat_s`; its entries
 expire after `heartbeat_ttl_s` without one. `workers_online` and /api/workers read them."""
 
-import asyncio
+import contextlib
 import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
 
 import msgspec
-from redis.asyncio import Redis
+import redis
 from redis.exceptions import RedisError
 
 from src import keys
@@ -36,48 +37,66 @@ def new_worker_id() -> str:
 
 
 class Heartbeat:
+    """Beats from a thread of its own, on a connection of its own: a handler that blocks the
+    event loop must not make its worker look lost, or its task would run twice at once.
+
+    Each beat also extends arq's in-progress marker of every job the worker holds, which
+    otherwise outlives a killed worker by the longest timeout: a lost worker's jobs are free
+    for others one TTL after its last beat.
+    """
+
     def __init__(
         self,
-        redis: Redis,
+        redis_url: str,
         info: WorkerInfo,
         running: Callable[[], list[str]],
+        held_jobs: Callable[[], list[str]],
         *,
         interval_s: float,
         ttl_s: float,
     ) -> None:
-        self._redis = redis
+        self._redis = redis.Redis.from_url(redis_url, socket_timeout=ttl_s, socket_connect_timeout=ttl_s)
         self._info = info
         self._running = running
+        self._held_jobs = held_jobs
         self._interval_s = interval_s
         self._ttl_ms = int(ttl_s * 1000)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
 
-    async def beat(self) -> None:
+    def beat(self) -> None:
         """Announce this worker and the types it serves, valid for one TTL."""
         now_ms = int(time.time() * 1000)
         expires_ms = now_ms + self._ttl_ms
         info = msgspec.structs.replace(self._info, heartbeat_at=utc_now(), running=self._running())
-        async with self._redis.pipeline(transaction=True) as pipe:
+        with self._redis.pipeline(transaction=True) as pipe:
             pipe.set(keys.worker(info.id), encode(info), px=self._ttl_ms)
             pipe.zadd(keys.WORKERS, {info.id: expires_ms})
-            pipe.zremrangebyscore(keys.WORKERS, "-inf", now_ms)
             for name in info.types:
                 pipe.zadd(keys.type_workers(name), {info.id: expires_ms})
                 pipe.zremrangebyscore(keys.type_workers(name), "-inf", now_ms)
-            await pipe.execute()
+            for job_id in self._held_jobs():
+                pipe.pexpire(keys.arq_in_progress(job_id), self._ttl_ms)
+            pipe.execute()
 
-    async def run_forever(self) -> None:
-        while True:
-            try:
-                await self.beat()
-            except RedisError as error:
-                log.warning("heartbeat failed: %s", error)
-            await asyncio.sleep(self._interval_s)
+    def start(self) -> None:
+        self._thread.start()
 
-    async def withdraw(self) -> None:
-        """Say goodbye at a clean shutdown, so workers_online drops at once."""
-        async with self._redis.pipeline(transaction=True) as pipe:
+    def stop(self) -> None:
+        """Stop beating and say goodbye, so workers_online drops at once. The worker stays in
+        the registry: should it still hold tasks, the reconciler recovers them."""
+        self._stopping.set()
+        self._thread.join()
+        with contextlib.suppress(RedisError), self._redis.pipeline(transaction=True) as pipe:
             pipe.delete(keys.worker(self._info.id))
-            pipe.zrem(keys.WORKERS, self._info.id)
             for name in self._info.types:
                 pipe.zrem(keys.type_workers(name), self._info.id)
-            await pipe.execute()
+            pipe.execute()
+        self._redis.close()
+
+    def _run(self) -> None:
+        while not self._stopping.wait(self._interval_s):
+            try:
+                self.beat()
+            except (RedisError, OSError) as error:
+                log.warning("heartbeat failed: %s", error)

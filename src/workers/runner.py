@@ -10,11 +10,11 @@ import traceback
 from typing import Any
 
 import msgspec
-from arq import Retry
 
-from src.errors import InvalidTransition, NotFound
-from src.tasks import TaskStatus
+from src.errors import InvalidTransition, NotFound, describe
+from src.tasks import TaskStatus, utc_now
 from src.transitions import Change, Finish, Patch, Requeue, Start
+from src.workers.blocking import HandlerError
 from src.workers.context import TaskContext
 from src.workers.definition import TaskDefinition
 from src.workers.state import WorkerState, worker_state
@@ -25,16 +25,24 @@ log = logging.getLogger("jobcast.worker")
 NO_HANDLER_RETRY_S = 1.0
 
 
-async def run_task(ctx: dict[str, Any], task_id: str) -> None:
-    """arq's entry point: `task_id` is the job's only argument; everything else is in Redis."""
+async def run_task(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+    """arq's entry point: the job's only argument is a task id; everything else is in Redis.
+    A job of any other shape (written by something else) is refused and runs nothing."""
+    job_id = str(ctx["job_id"])
+    if kwargs or len(args) != 1 or not isinstance(args[0], str):
+        log.error("job %s refused: a jobcast job carries one task id, not %r %r", job_id, args, kwargs)
+        return
+    task_id = args[0]
     state = worker_state(ctx)
-    stored = await _claimable(state, task_id, str(ctx["job_id"]))
+    stored = await _claimable(state, task_id, job_id)
     if stored is None:
         return
     definition = state.definitions.get(stored.task.type)
     if definition is None:
-        log.warning("task %s: this worker has no handler for %r; putting it back", task_id, stored.task.type)
-        raise Retry(defer=NO_HANDLER_RETRY_S)
+        log.info("task %s: this worker has no handler for %r; putting it back", task_id, stored.task.type)
+        due_ms = int((utc_now().timestamp() + NO_HANDLER_RETRY_S) * 1000)
+        await state.tasks.reissue(stored, due_ms)
+        return
     if stored.task.attempts >= stored.task.max_attempts:
         error = f"no attempts left ({stored.task.attempts} of {stored.task.max_attempts} used)"
         await _end(state, Patch(status=TaskStatus.FAILED, error_message=error), stored)
@@ -68,8 +76,9 @@ async def _claimable(state: WorkerState, task_id: str, job_id: str) -> Stored | 
 async def _start(state: WorkerState, stored: Stored) -> Stored | None:
     """Claim the next attempt; None when someone else moved the task first."""
     attempt = stored.task.attempts + 1
+    start = Start(attempt, worker=state.worker_id)
     try:
-        return await state.tasks.change(stored.task.id, Start(attempt), known=stored, by_attempt=True)
+        return await state.tasks.change(stored.task.id, start, known=stored, by_attempt=True)
     except InvalidTransition as error:
         log.info("task %s: not started: %s", stored.task.id, error)
         return None
@@ -92,8 +101,10 @@ async def _attempt(
     ctx = TaskContext(state.tasks, stored, state.settings.progress_hz)
     try:
         async with asyncio.timeout(timeout_s) as deadline:
-            result = await definition(ctx, parameters)
-        result = msgspec.to_builtins(result)
+            if definition.blocking:
+                result = await state.blocking.run(definition.module, definition.name, task.parameters, ctx)
+            else:
+                result = msgspec.to_builtins(await definition(ctx, parameters))
     except asyncio.CancelledError:
         if ctx.superseded:
             ctx.log.info("stopped: %s", ctx.superseded)
@@ -101,9 +112,11 @@ async def _attempt(
         await ctx.flush()
         await _stop(state, ctx.task_id, ctx.attempt)
         raise
+    except HandlerError as error:
+        await _fail(state, ctx, error.description, error.trace)
     except Exception as error:
         expired = isinstance(error, TimeoutError) and deadline.expired()
-        message = f"TimeoutError: the attempt ran longer than {timeout_s}s" if expired else _describe(error)
+        message = f"TimeoutError: the attempt ran longer than {timeout_s}s" if expired else describe(error)
         await _fail(state, ctx, message, traceback.format_exc())
     else:
         await ctx.flush()
@@ -119,11 +132,9 @@ async def _fail(state: WorkerState, ctx: TaskContext, message: str, trace: str) 
         failed = Finish(attempt, TaskStatus.FAILED, error_message=message, traceback=trace)
         await _end(state, failed, ctx.stored)
         return
-    requeue = Requeue(attempt, reason="error", error_message=message, traceback=trace)
-    if await _end(state, requeue, ctx.stored):
-        raise Retry(
-            defer=backoff_s(attempt, state.settings.retry_backoff_s, state.settings.retry_backoff_max_s)
-        )
+    delay_s = backoff_s(attempt, state.settings.retry_backoff_s, state.settings.retry_backoff_max_s)
+    requeue = Requeue(attempt, reason="error", error_message=message, traceback=trace, delay_s=delay_s)
+    await _end(state, requeue, ctx.stored)
 
 
 async def _stop(state: WorkerState, task_id: str, attempt: int) -> None:
@@ -156,8 +167,3 @@ async def _end(state: WorkerState, change: Change, stored: Stored) -> bool:
 def backoff_s(attempt: int, base_s: float, max_s: float) -> float:
     """Delay before the attempt after `attempt`: base, twice that, four times, ... up to max_s."""
     return float(min(max_s, base_s * 2 ** (attempt - 1)))
-
-
-def _describe(error: BaseException) -> str:
-    text = str(error)
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__

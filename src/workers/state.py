@@ -6,6 +6,7 @@ from typing import Any
 from src.settings import Settings
 from src.task_store import TaskStore
 from src.type_store import TypeStore
+from src.workers.blocking import BlockingPool
 from src.workers.definition import TaskDefinition
 
 STATE_KEY = "jobcast"
@@ -17,6 +18,8 @@ class WorkerState:
     tasks: TaskStore
     types: TypeStore
     definitions: dict[str, TaskDefinition[Any]]
+    worker_id: str
+    blocking: BlockingPool
     running: set[str] = field(default_factory=set)
 
 
