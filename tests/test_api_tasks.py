@@ -30,6 +30,7 @@ TASK_FIELDS = {
     "attempts",
     "max_attempts",
     "cancel_requested",
+    "worker",
     "seq",
     "created_at",
     "updated_at",
@@ -892,3 +893,38 @@ async def test_a_body_nested_too_deeply_is_400_not_500(http: httpx.AsyncClient, 
     response = await http.post("/api/tasks", content=body, headers={"Content-Type": "application/json"})
     assert_error(response, 400, "nested too deeply")
     assert await listed(http) == []
+
+
+# --- fencing and history limits ------------------------------------------------------------------
+
+
+async def test_a_put_naming_its_attempt_is_fenced(http: httpx.AsyncClient) -> None:
+    await create_type(http)
+    task = await new_task(http)
+    assert_error(await put(http, task["id"], status="running", attempt=2), 409, "not the next one")
+    task = await change(http, task, status="running", attempt=1)
+    assert task["attempts"] == 1
+    progress = {"current": 1, "total": 2}
+    assert_error(await put(http, task["id"], progress=progress, attempt=2), 409, "no longer current")
+    task = await change(http, task, progress=progress, attempt=1)
+    task = await change(http, task, status="failed", error_message="x", attempt=1)
+    task = await change(http, task, status="pending")  # a retry: attempt 2 comes next
+    task = await change(http, task, status="running", attempt=2)
+    late = await put(http, task["id"], status="completed", result={"from": 1}, attempt=1)
+    assert_error(late, 409, "attempt 1 is no longer current")
+    assert (await read_task(http, task["id"]))["result"] is None, "the stale attempt changed nothing"
+
+
+@pytest.mark.parametrize("attempt", [0, -1, 1.5, None, [1]])
+async def test_a_bad_attempt_is_400(http: httpx.AsyncClient, attempt: Any) -> None:
+    await create_type(http)
+    task = await new_task(http)
+    assert_error(await put(http, task["id"], status="running", attempt=attempt), 400)
+    assert (await read_task(http, task["id"]))["seq"] == task["seq"]
+
+
+async def test_events_say_how_many_are_kept(http: httpx.AsyncClient, settings: Settings) -> None:
+    await create_type(http)
+    task = await new_task(http)
+    response = await http.get(task["events_url"])
+    assert response.headers["Jobcast-History-Limit"] == str(settings.history_max)
