@@ -99,6 +99,7 @@ class RedisServer:
             "--save", "",
             "--appendonly", "yes" if self.appendonly else "no",
             "--appendfsync", "everysec",
+            "--maxmemory-policy", "noeviction",
         ]  # fmt: skip
 
     def _wait_ready(self) -> bool:

@@ -5,7 +5,7 @@ import json
 import os
 import pickle
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +66,17 @@ class Workers:
 
 
 @pytest.fixture
-def workers(settings: Settings, tmp_path: Path) -> Any:
+def workers(settings: Settings, tmp_path: Path) -> Iterator[Workers]:
     group = Workers(settings, tmp_path)
+    yield group
+    group.stop_all()
+
+
+@pytest.fixture
+def example_worker(settings: Settings, tmp_path: Path) -> Iterator[Workers]:
+    """One worker serving tests/example_tasks.py."""
+    group = Workers(settings, tmp_path, "--tasks", EXAMPLE_TASKS)
+    group.start()
     yield group
     group.stop_all()
 
@@ -151,61 +160,46 @@ async def test_a_handler_blocking_its_loop_past_the_heartbeat_ttl_never_runs_twi
 
 
 async def test_a_blocking_handler_runs_in_a_child_process_and_reports_progress(
-    app: ServedApp, http: httpx.AsyncClient, redis: Redis, settings: Settings, tmp_path: Path
+    app: ServedApp, http: httpx.AsyncClient, redis: Redis, settings: Settings, example_worker: Workers
 ) -> None:
-    group = Workers(settings, tmp_path, "--tasks", EXAMPLE_TASKS)
-    group.start()
-    try:
-        task = await submit(http, "test.crunch", seconds=2 * settings.heartbeat_ttl_s, steps=20)
-        async with await watch(app, task["id"]) as ws:
-            frames = await ws.until(is_final, timeout_s=60)
-        worker_id = (await history(http, task["id"]))[1]["worker"]
-        beats = await redis.get(keys.worker(worker_id))
-    finally:
-        group.stop_all()
+    task = await submit(http, "test.crunch", seconds=2 * settings.heartbeat_ttl_s, steps=20)
+    async with await watch(app, task["id"]) as ws:
+        frames = await ws.until(is_final, timeout_s=60)
+    worker_id = (await history(http, task["id"]))[1]["worker"]
+    beats = await redis.get(keys.worker(worker_id))
     events = event_frames(frames)
     assert events[-1]["event"] == "task.completed"
-    assert events[-1]["result"]["pid"] != group.processes[0].pid
+    assert events[-1]["result"]["pid"] != example_worker.processes[0].pid
     assert [e["progress"]["current"] for e in events if e["event"] == "task.progress"][-1] == 20
     assert beats is not None, "the worker kept heartbeating while its handler blocked"
     assert [e["event"] for e in events].count("task.started") <= 1
 
 
 async def test_a_blocking_handler_that_raises_fails_with_its_error(
-    app: ServedApp, http: httpx.AsyncClient, settings: Settings, tmp_path: Path
+    app: ServedApp, http: httpx.AsyncClient, example_worker: Workers
 ) -> None:
-    group = Workers(settings, tmp_path, "--tasks", EXAMPLE_TASKS)
-    group.start()
-    try:
-        task = await submit(http, "test.crunch", seconds=0.1, steps=2, fail=True)
-        async with await watch(app, task["id"]) as ws:
-            frames = await ws.until(is_final)
-    finally:
-        group.stop_all()
+    task = await submit(http, "test.crunch", seconds=0.1, steps=2, fail=True)
+    async with await watch(app, task["id"]) as ws:
+        frames = await ws.until(is_final)
     assert frames[-1]["event"] == "task.failed"
     assert frames[-1]["error_message"] == "ValueError: crunch refused"
     assert "crunch refused" in (await history(http, task["id"]))[-1]["traceback"]
 
 
 async def test_a_cancelled_blocking_handler_is_stopped_within_the_grace(
-    app: ServedApp, http: httpx.AsyncClient, settings: Settings, tmp_path: Path
+    app: ServedApp, http: httpx.AsyncClient, settings: Settings, example_worker: Workers
 ) -> None:
-    group = Workers(settings, tmp_path, "--tasks", EXAMPLE_TASKS)
-    group.start()
-    try:
-        worker = psutil.Process(group.processes[0].pid)
-        task = await submit(http, "test.crunch", seconds=600, steps=600)
-        async with await watch(app, task["id"]) as ws:
-            await ws.until(event_is("task.progress"), timeout_s=30)
-            children = [c for c in worker.children() if "spawn_main" in " ".join(c.cmdline())]
-            assert children, "the handler runs in a child of the worker"
-            assert (await http.post(f"/api/tasks/{task['id']}/cancel")).status_code == 200
-            frames = await ws.until(is_final, timeout_s=settings.cancel_grace_s)
-        assert frames[-1]["event"] == "task.cancelled"
-        _, alive = psutil.wait_procs(children, timeout=5)
-        assert not alive or all(c.status() == psutil.STATUS_ZOMBIE for c in alive)
-    finally:
-        group.stop_all()
+    worker = psutil.Process(example_worker.processes[0].pid)
+    task = await submit(http, "test.crunch", seconds=600, steps=600)
+    async with await watch(app, task["id"]) as ws:
+        await ws.until(event_is("task.progress"), timeout_s=30)
+        children = [c for c in worker.children() if "spawn_main" in " ".join(c.cmdline())]
+        assert children, "the handler runs in a child of the worker"
+        assert (await http.post(f"/api/tasks/{task['id']}/cancel")).status_code == 200
+        frames = await ws.until(is_final, timeout_s=settings.cancel_grace_s)
+    assert frames[-1]["event"] == "task.cancelled"
+    _, alive = psutil.wait_procs(children, timeout=5)
+    assert not alive or all(c.status() == psutil.STATUS_ZOMBIE for c in alive)
 
 
 async def test_sigterm_lets_a_running_task_finish_within_the_grace(
