@@ -2,7 +2,9 @@
 atomic task change or plan guarded by what it read, so exactly one of them acts on a task.
 
 Each pass: cancels whose grace ran out, tasks of workers that stopped heartbeating, deferred
-jobs whose backoff is over, finished tasks past their retention, and stale arq aborts.
+jobs whose backoff is over, finished tasks past their retention, and stale arq aborts. Every
+few passes it also audits a page of pending tasks: one whose arq job vanished (deleted by
+something else than jobcast) gets a new one.
 """
 
 import asyncio
@@ -26,6 +28,7 @@ log = logging.getLogger(__name__)
 RECONCILE_INTERVAL_S = 0.5
 ABORT_MAX_AGE_MS = 60_000
 BATCH = 100
+AUDIT_EVERY = 10  # passes
 
 
 class Reconciler:
@@ -35,6 +38,8 @@ class Reconciler:
         self._atomic = Atomic(redis)
         self._heartbeat_ttl_s = heartbeat_ttl_s
         self._retention_ms = int(retention_s * 1000)
+        self._passes = 0
+        self._audit_from = "+inf"  # rank to continue the audit below; a cursor, not state
 
     async def run_forever(self, interval_s: float = RECONCILE_INTERVAL_S) -> None:
         while True:
@@ -52,6 +57,9 @@ class Reconciler:
         await self.expire_finished(now_ms)
         # arq only clears aborts of jobs it was running; a job that ended first leaves one behind.
         await self._redis.zremrangebyscore(keys.ARQ_ABORTS, "-inf", now_ms - ABORT_MAX_AGE_MS)
+        self._passes += 1
+        if self._passes % AUDIT_EVERY == 0:
+            await self.audit_pending()
 
     async def expire_cancels(self, now_ms: int) -> None:
         for task_id in await self._due(keys.CANCEL_DEADLINES, now_ms):
@@ -121,6 +129,34 @@ class Reconciler:
                 continue
             if stored.task.status in TERMINAL:
                 await self._tasks.expire(stored)
+
+    async def audit_pending(self) -> None:
+        """Check the next page of pending tasks for a job that is neither queued nor deferred."""
+        index = keys.task_index(TaskStatus.PENDING)
+        rows = await self._redis.zrevrangebyscore(
+            index, self._audit_from, "-inf", start=0, num=BATCH, withscores=True
+        )
+        self._audit_from = f"({int(rows[-1][1])}" if len(rows) == BATCH else "+inf"
+        for raw_id, _ in rows:
+            try:
+                stored = await self._tasks.read(raw_id.decode())
+            except NotFound:
+                continue
+            if (
+                stored.task.status is TaskStatus.PENDING
+                and stored.job
+                and not await self._job_exists(stored.job)
+            ):
+                log.warning("task %s: its job %s vanished; issuing a new one", stored.task.id, stored.job)
+                await self._tasks.reissue(stored, None)
+
+    async def _job_exists(self, job_id: str) -> bool:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.exists(keys.arq_job(job_id))
+            pipe.zscore(keys.ARQ_QUEUE, job_id)
+            pipe.zscore(keys.DEFERRED, job_id)
+            payload, queued, deferred = await pipe.execute()
+        return bool(payload) and (queued is not None or deferred is not None)
 
     async def _due(self, key: str, until_ms: int) -> list[str]:
         members = await self._redis.zrangebyscore(key, "-inf", until_ms, start=0, num=BATCH)

@@ -174,3 +174,17 @@ async def test_a_reissued_job_replaces_the_old_one(redis: Redis, tasks: TaskStor
     assert await redis.zscore(keys.ARQ_QUEUE, again.job) is not None
     assert await redis.exists(keys.arq_job(stored.job)) == 0
     assert not await tasks.reissue(stored, None), "a stale reissue writes nothing"
+
+
+async def test_a_pending_task_whose_job_vanished_gets_a_new_one(redis: Redis, tasks: TaskStore) -> None:
+    lost = await add(tasks, queued=True)
+    fine = await add(tasks, queued=True)
+    old = await tasks.read(lost.id)
+    await redis.delete(keys.arq_job(old.job))
+    await redis.zrem(keys.ARQ_QUEUE, old.job)
+    untouched = await tasks.read(fine.id)
+    await asyncio.wait_for(reconciler_for(redis, tasks).audit_pending(), WAIT_S)
+    renewed = await tasks.read(lost.id)
+    assert renewed.job != old.job
+    assert await redis.zscore(keys.ARQ_QUEUE, renewed.job) is not None
+    assert await tasks.read(fine.id) == untouched
