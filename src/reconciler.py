@@ -87,15 +87,14 @@ class Reconciler:
 
     async def _recover(self, worker_id: str) -> None:
         claimed = await self._redis.smembers(keys.worker_tasks(worker_id))
+        if claimed:
+            log.warning("worker %s lost while running %d task(s): recovering them", worker_id, len(claimed))
         for raw_id in claimed:
             task_id = raw_id.decode()
             try:
-                stored = await self._tasks.change(task_id, WorkerLost(worker_id))
+                await self._tasks.change(task_id, WorkerLost(worker_id))
             except NotFound:
                 await self._redis.srem(keys.worker_tasks(worker_id), task_id)
-                continue
-            if stored.task.worker is None:
-                log.warning("worker %s lost: task %s is %s", worker_id, task_id, stored.task.status)
         forget = Plan(
             guards=[[ABSENT, "GET", keys.worker(worker_id)], ["0", "SCARD", keys.worker_tasks(worker_id)]],
             writes=[["ZREM", keys.WORKERS, worker_id]],

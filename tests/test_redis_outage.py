@@ -15,7 +15,7 @@ from tests.conftest import ServedApp
 from tests.processes import JobcastProcess, start_api, start_worker
 from tests.test_recovery import eventually
 from tests.test_worker import submit, watch
-from tests.wsclient import is_final, is_running
+from tests.wsclient import WsClient, is_final, is_running
 
 SLEEP = {"type": "demo.sleep", "parameters": {"seconds": 0.1}}
 
@@ -97,3 +97,15 @@ async def test_api_and_worker_refuse_to_start_on_an_evicting_redis(
         start_api(evicting, tmp_path / "api.log", free_port())
     with pytest.raises(RuntimeError, match="maxmemory-policy"):
         start_worker(evicting, tmp_path / "worker.log")
+
+
+async def test_group_subscribers_hear_that_events_may_be_missing_after_a_lost_subscription(
+    app: ServedApp, redis: Redis
+) -> None:
+    async with await WsClient.connect(app.ws_url + "/ws") as ws:
+        await ws.send(op="subscribe", all=True)
+        assert (await ws.recv())["type"] == "subscribed"
+        await redis.client_kill_filter(_type="pubsub")  # the hub's subscription drops
+        frame = await ws.recv()
+    assert (frame["type"], frame["code"]) == ("error", "events_missed")
+    assert "reload" in frame["detail"]

@@ -31,7 +31,9 @@ ALL: Group = ("all", "")
 END_OF_STREAM = ""  # queued last: the sender closes the connection once everything before it is sent
 NORMAL = 1000
 TRY_AGAIN = 1013
+RECONNECT_MIN_S = 0.1
 RECONNECT_MAX_S = 5.0
+MISSED = "the server lost its event stream for a moment: events may be missing; reload what you show"
 
 
 class TaskWatch:
@@ -198,11 +200,13 @@ class Hub:
             _discard_member(self._by_task, task_id, client)
 
     async def _read_forever(self) -> None:
-        delay_s = 0.1
+        delay_s = RECONNECT_MIN_S
         while True:
             try:
                 await self._read()
             except (RedisConnectionError, RedisTimeoutError, OSError) as error:
+                if self.subscribed.is_set():
+                    delay_s = RECONNECT_MIN_S  # it had worked: a new outage starts a new backoff
                 log.warning("events subscription lost (%s); reconnecting in %.1fs", error, delay_s)
             self.subscribed.clear()
             await asyncio.sleep(delay_s)
@@ -220,25 +224,32 @@ class Hub:
                     self._spawn_resync()
 
     def _spawn_resync(self) -> None:
-        if not self._by_task:
-            return
-        task = asyncio.create_task(self._resync())
-        self._resyncs.add(task)
-        task.add_done_callback(self._resyncs.discard)
-
-    async def _resync(self) -> None:
-        """After (re)subscribing, send every task subscriber a fresh snapshot."""
-        for task_id, clients in list(self._by_task.items()):
-            for client in list(clients):
+        """After (re)subscribing, events published meanwhile may be missing. Every task
+        subscriber gets a fresh watch at once, so later events are held until its new snapshot;
+        group subscribers, who have no snapshot, are told."""
+        for group_clients in list(self._by_group.values()):
+            for client in list(group_clients):
+                client.send(error_frame(ErrorCode.EVENTS_MISSED, MISSED))
+        rewatched: list[tuple[Client, str, TaskWatch]] = []
+        for task_id, clients in self._by_task.items():
+            for client in clients:
                 watch = TaskWatch()
                 client.tasks[task_id] = watch
-                try:
-                    await self._prime(client, task_id, watch, None, None)
-                except NotFound as error:
-                    self._drop_watch(client, task_id, watch)
-                    client.send(error_frame(ErrorCode.NOT_FOUND, error.detail))
-                except (RedisConnectionError, RedisTimeoutError, OSError):
-                    return  # lost again: the next subscription resyncs
+                rewatched.append((client, task_id, watch))
+        if rewatched:
+            task = asyncio.create_task(self._resync(rewatched))
+            self._resyncs.add(task)
+            task.add_done_callback(self._resyncs.discard)
+
+    async def _resync(self, rewatched: list[tuple[Client, str, TaskWatch]]) -> None:
+        for client, task_id, watch in rewatched:
+            try:
+                await self._prime(client, task_id, watch, None, None)
+            except NotFound as error:
+                self._drop_watch(client, task_id, watch)
+                client.send(error_frame(ErrorCode.NOT_FOUND, error.detail))
+            except (RedisConnectionError, RedisTimeoutError, OSError):
+                return  # lost again: the next subscription gives every watch a fresh start
 
 
 def _members(groups: Iterable[Iterable[Client]]) -> Iterable[Client]:

@@ -58,6 +58,7 @@ class ErrorCode(StrEnum):
     TOO_MANY_SUBSCRIPTIONS = "too_many_subscriptions"
     NOT_SUBSCRIBED = "not_subscribed"
     UNAVAILABLE = "unavailable"
+    EVENTS_MISSED = "events_missed"
 
 
 class ProtocolError(Exception):
