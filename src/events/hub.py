@@ -79,6 +79,8 @@ class Client:
         """Close now, dropping whatever is still queued."""
         if self.close_code is None:
             self.close_code, self.close_reason = code, reason
+        while not self.outbox.empty():
+            self.outbox.get_nowait()
         self.closed.set()
 
     @property

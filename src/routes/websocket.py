@@ -20,7 +20,9 @@ from src.settings import Settings
 POLICY_VIOLATION = 1008
 TOO_BIG = 1009
 INTERNAL_ERROR = 1011
-CLOSE_WAIT_S = 2.0
+# A client closed for being slow has a full socket: its close frame goes out only once it reads
+# again. Wait that long for it (the connection holds no outbox meanwhile), then drop it.
+CLOSE_WAIT_S = 30.0
 log = logging.getLogger(__name__)
 Socket = WebSocket[Any, Any, Any]
 
