@@ -22,6 +22,7 @@ FAST = {
     "retry_backoff_max_s": 0.2,
     "heartbeat_s": 0.2,
     "cancel_grace_s": 2.0,
+    "shutdown_grace_s": 1,  # tests stop workers that still run long tasks
 }
 
 

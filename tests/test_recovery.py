@@ -203,16 +203,19 @@ async def test_a_cancelled_blocking_handler_is_stopped_within_the_grace(
 
 
 async def test_sigterm_lets_a_running_task_finish_within_the_grace(
-    app: ServedApp, http: httpx.AsyncClient, settings: Settings, workers: Workers
+    app: ServedApp, http: httpx.AsyncClient, settings: Settings, tmp_path: Path
 ) -> None:
-    assert settings.shutdown_grace_s >= 5
+    workers = Workers(msgspec.structs.replace(settings, shutdown_grace_s=8), tmp_path)
     workers.start()
-    task = await submit(http, "demo.sleep", seconds=2, steps=4)
-    async with await watch(app, task["id"]) as ws:
-        await ws.until(is_running)
-        stopping = asyncio.create_task(asyncio.to_thread(workers.processes[0].stop))
-        frames = await ws.until(is_final)
-        assert await stopping == 0
+    try:
+        task = await submit(http, "demo.sleep", seconds=2, steps=4)
+        async with await watch(app, task["id"]) as ws:
+            await ws.until(is_running)
+            stopping = asyncio.create_task(asyncio.to_thread(workers.processes[0].stop))
+            frames = await ws.until(is_final)
+            assert await stopping == 0
+    finally:
+        workers.stop_all()
     assert frames[-1]["event"] == "task.completed"
     assert frames[-1]["attempt"] == 1
 
