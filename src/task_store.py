@@ -96,16 +96,23 @@ class TaskStore:
             return None
 
     async def change(
-        self, task_id: str, change: Change, *, known: Stored | None = None, by_attempt: bool = False
+        self,
+        task_id: str,
+        change: Change,
+        *,
+        known: Stored | None = None,
+        by_attempt: bool = False,
+        job: str | None = None,
     ) -> Stored:
         """Apply `change` atomically and return the task as stored after it.
 
         `known` is a recent read to try first: it saves a round trip when it is still current.
         If it was not (the change is refused, changes nothing, or loses the race), the change
-        is applied to a fresh read instead.
+        is applied to a fresh read instead. With `job`, the change is refused (InvalidTransition)
+        once the task's arq job is another one: a worker starts only from the task's own job.
         """
         intended: Task | None = None
-        if known is not None:
+        if known is not None and (job is None or known.job == job):
             try:
                 stored = await self._commit(known, change, by_attempt)
                 if stored is not None:
@@ -118,6 +125,8 @@ class TaskStore:
             before = await self.read(task_id)
             if intended is not None and before.task == intended:
                 return before  # our own write, whose reply was lost
+            if job is not None and before.job != job:
+                raise InvalidTransition(f"the task's job is now {before.job!r}, not {job!r}")
             try:
                 return await self._commit(before, change, by_attempt) or before
             except _Lost as lost:  # someone else wrote first: apply the change to theirs
@@ -137,10 +146,20 @@ class TaskStore:
         return Stored(task, before.rank, job_after(before, task, event))
 
     async def reissue(self, stored: Stored, due_ms: int | None) -> bool:
-        """Give a pending task a new arq job (its old one is lost or not for this worker)."""
-        now_ms = int(utc_now().timestamp() * 1000)
-        job_id = job_id_for(stored.task.id, stored.task.seq, now_ms)
-        return await self._run(reissue_plan(stored, job_id, now_ms, due_ms))
+        """Give a pending task a new arq job in place of `stored.job` (lost, or not for this
+        worker); False when the task no longer waits on that job."""
+        old_job = stored.job
+        while True:
+            now_ms = int(utc_now().timestamp() * 1000)
+            job_id = job_id_for(stored.task.id, stored.task.seq, now_ms)
+            if await self._run(reissue_plan(stored, job_id, now_ms, due_ms)):
+                return True
+            try:
+                stored = await self.read(stored.task.id)  # edited meanwhile: try on what is there
+            except NotFound:
+                return False
+            if stored.job != old_job or stored.task.status is not TaskStatus.PENDING:
+                return False
 
     async def promote(self, stored: Stored) -> bool:
         """Queue the task's deferred job, whose backoff is over."""

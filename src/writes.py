@@ -79,7 +79,11 @@ def change_plan(before: Stored, task: Task, event: Event, *, by_attempt: bool, l
     `by_attempt` says the running attempt itself made the change, so its job needs no abort.
     """
     old = before.task
-    guards = [[str(old.seq), "HGET", keys.task(task.id), "seq"]]
+    # The job guard too: a reissue replaces the job without a new seq.
+    guards = [
+        [str(old.seq), "HGET", keys.task(task.id), "seq"],
+        [before.job, "HGET", keys.task(task.id), "job"],
+    ]
     if event.event is EventKind.DELETED:
         return Plan(guards, _delete(before, task, event, by_attempt))
     writes = _job_writes(before, task, event)
@@ -110,9 +114,10 @@ def reissue_plan(before: Stored, job_id: str, enqueue_ms: int, due_ms: int | Non
 
 def promote_plan(before: Stored) -> Plan:
     """The task's deferred job has waited out its backoff: into arq's queue, in priority order.
-    The second guard takes it off the deferred set, so only one promoter moves it."""
+    The last guard takes it off the deferred set, so only one promoter moves it."""
     score = queue_score(before.task.priority, before.rank)
     guards = [
+        [str(before.task.seq), "HGET", keys.task(before.task.id), "seq"],  # the priority read is current
         [before.job, "HGET", keys.task(before.task.id), "job"],
         ["1", "ZREM", keys.DEFERRED, before.job],
     ]

@@ -33,6 +33,7 @@ from src.transitions import (
     Requeue,
     Retry,
     Start,
+    WorkerLost,
     apply,
 )
 
@@ -655,3 +656,202 @@ def test_a_cancel_request_is_never_lost(data: st.DataObject) -> None:
         if task.cancel_requested and task.status is RUNNING:
             assert after.status is not PENDING, (change, task)
         task = after
+
+
+# --- properties of worker ids, fencing and backoff --------------------------------------------
+
+WORKER_IDS = ("host-a:11:x", "host-b:22:y")
+delays = st.sampled_from([0.0, 0.0, 0.25, 1.5, 60.0])
+
+
+class Draft(msgspec.Struct, frozen=True):
+    """A change whose attempt number, when `offset` is set, is the task's current one plus `offset`."""
+
+    change: Change
+    offset: int | None = None
+
+    def for_task(self, task: Task) -> Change:
+        if self.offset is None:
+            return self.change
+        return msgspec.structs.replace(self.change, attempt=task.attempts + self.offset)
+
+
+around = st.sampled_from([0, 0, 0, -1, 1])  # relative attempt numbers: many writes are stale
+placeholder = st.just(0)  # an attempt number that `Draft.for_task` replaces
+# Any change but Delete, including the ones only workers and the reconciler make: starts on a named
+# worker, backoffs, lost workers and patches naming their attempt. Built once: drawing is the hot path.
+drafts = st.one_of(
+    st.builds(
+        Draft,
+        st.builds(Start, placeholder, worker=st.sampled_from([*WORKER_IDS, None])),
+        offset=st.sampled_from([1, 1, 0, 2]),
+    ),
+    st.builds(Draft, st.builds(ReportProgress, placeholder, progresses), offset=around),
+    st.builds(
+        Draft,
+        st.builds(Finish, placeholder, terminal, result=values, error_message=st.one_of(st.none(), texts)),
+        offset=around,
+    ),
+    st.builds(
+        Draft,
+        st.builds(Requeue, placeholder, reason=st.just("error"), refund=st.booleans(), delay_s=delays),
+        offset=around,
+    ),
+    st.builds(Draft, st.builds(WorkerLost, st.sampled_from(WORKER_IDS))),
+    st.builds(Draft, st.builds(WorkerLost, st.sampled_from(WORKER_IDS))),
+    st.builds(Draft, st.sampled_from([RequestCancel(), ExpireCancel()])),
+    st.builds(Draft, st.builds(Retry, st.integers(1, 3))),
+    st.builds(Draft, patches()),
+    st.builds(Draft, patches(), offset=st.sampled_from([0, 0, 1, -1])),
+)
+
+
+def reached(data: st.DataObject, max_steps: int = 15) -> Task:
+    """A task in a state some random sequence of accepted changes leads to."""
+    task = fresh(data.draw(st.integers(1, 3), label="max_attempts"))
+    for step in range(1, data.draw(st.integers(0, max_steps), label="steps") + 1):
+        change = data.draw(drafts, label=f"change {step}").for_task(task)
+        outcome = try_apply(task, change, at(step))
+        if not isinstance(outcome, InvalidTransition):
+            task = outcome[0]
+    return task
+
+
+def fencing_refuses(task: Task, change: Change) -> bool:
+    """Whether the change names an attempt that is not the current one (or, to start, the next)."""
+    if isinstance(change, Patch):
+        return change.attempt is not UNSET and not is_current(task, change)
+    return is_stale(task, change)
+
+
+def is_current(task: Task, patch: Patch) -> bool:
+    """Whether a patch naming its attempt comes from the task's current attempt (a claim: the next)."""
+    if patch.status is RUNNING and task.status is PENDING:
+        return patch.attempt == task.attempts + 1
+    return task.status is RUNNING and patch.attempt == task.attempts
+
+
+def check_worker_lost(before: Task, change: WorkerLost, after: Task, event: Event | None) -> None:
+    if before.status is not RUNNING or before.worker != change.worker:
+        assert event is None, (before, change)
+        assert after == before
+        return
+    assert event is not None
+    assert (after.worker, after.attempts, after.max_attempts) == (None, before.attempts, before.max_attempts)
+    if before.cancel_requested:
+        assert (after.status, event.event) == (CANCELLED, EventKind.CANCELLED)
+    elif before.attempts < before.max_attempts:
+        assert (after.status, event.event, event.reason) == (PENDING, EventKind.RETRYING, "worker lost")
+        assert event.run_after is UNSET
+    else:
+        assert (after.status, event.event, event.reason) == (FAILED, EventKind.FAILED, "worker lost")
+    assert after.error_message is not None
+    assert change.worker in after.error_message
+
+
+def check_worker_field(before: Task, change: Change, after: Task, event: Event) -> None:
+    """Start names the worker; every move out of running forgets it; nothing else touches it."""
+    if event.event is EventKind.STARTED:
+        claimed_by = change.worker if isinstance(change, Start) else None
+        assert after.worker == claimed_by, (change, after)
+        assert event.worker == (UNSET if claimed_by is None else claimed_by)
+    elif after.status is RUNNING:
+        assert after.worker == before.worker
+    else:
+        assert after.worker is None, (change, after)
+
+
+def check_requeue_delay(before: Task, change: Requeue, when: datetime, after: Task, event: Event) -> None:
+    if before.cancel_requested:
+        assert (after.status, event.run_after) == (CANCELLED, UNSET)
+        return
+    assert after.status is PENDING
+    due = when + timedelta(seconds=change.delay_s) if change.delay_s > 0 else UNSET
+    assert event.run_after == due
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_random_sequences_with_workers_keep_seq_and_worker_invariants(data: st.DataObject) -> None:
+    task = fresh(data.draw(st.integers(1, 3), label="max_attempts"))
+    seqs = [task.seq]
+    for step in range(1, data.draw(st.integers(1, 40), label="steps") + 1):
+        change = data.draw(drafts, label=f"change {step}").for_task(task)
+        when = at(step)
+        outcome = try_apply(task, change, when)
+        assert isinstance(outcome, StaleAttempt) == fencing_refuses(task, change), (change, task)
+        if isinstance(outcome, InvalidTransition):
+            continue
+        after, event = outcome
+        if isinstance(change, WorkerLost):
+            check_worker_lost(task, change, after, event)
+        if event is None:
+            assert after == task
+            continue
+        assert after.seq == task.seq + 1 == event.seq
+        if not isinstance(change, WorkerLost):
+            check_applied(task, change, when, after, event)
+        check_state(after)
+        check_worker_field(task, change, after, event)
+        if isinstance(change, Requeue):
+            check_requeue_delay(task, change, when, after, event)
+        seqs.append(event.seq)
+        task = after
+    assert seqs == list(range(1, len(seqs) + 1))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), worker=st.sampled_from(WORKER_IDS))
+def test_worker_lost_ends_only_the_attempt_running_on_that_worker(data: st.DataObject, worker: str) -> None:
+    task = reached(data)
+    if data.draw(st.booleans(), label="on this worker") and task.status is PENDING:
+        task, _ = apply(task, Start(task.attempts + 1, worker=worker), at(90))
+    after, event = apply(task, WorkerLost(worker), at(99))
+    check_worker_lost(task, WorkerLost(worker), after, event)
+    if event is not None:
+        assert after.seq == event.seq == task.seq + 1
+        if after.status is PENDING:  # the lost attempt is spent: the next claim is a new attempt
+            assert isinstance(refused(after, Start(task.attempts, worker=worker)), StaleAttempt)
+            assert isinstance(refused(after, Finish(task.attempts, COMPLETED)), StaleAttempt)
+            assert apply(after, Start(task.attempts + 1), at(100))[0].attempts == task.attempts + 1
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), patch=patches(), offset=st.sampled_from([0, 0, 1, 1, -1, 2]), start=st.booleans())
+def test_a_patch_naming_its_attempt_is_refused_unless_that_attempt_is_current(
+    data: st.DataObject, patch: Patch, offset: int, start: bool
+) -> None:
+    task = reached(data)
+    if start and task.status is PENDING:
+        task, _ = apply(task, Start(task.attempts + 1), at(40))
+    named = msgspec.structs.replace(patch, attempt=task.attempts + offset)
+    if not is_current(task, named):
+        assert isinstance(refused(task, named), StaleAttempt)
+        return
+    fenced_outcome, plain_outcome = try_apply(task, named, at(50)), try_apply(task, patch, at(50))
+    if isinstance(plain_outcome, InvalidTransition):  # the attempt is right, the move is not legal
+        assert type(fenced_outcome) is type(plain_outcome)
+        return
+    assert fenced_outcome == plain_outcome  # a current attempt changes nothing about the patch
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    max_attempts=st.integers(1, 3),
+    refunded=st.integers(0, 2),
+    cancel=st.booleans(),
+    delay_s=st.one_of(st.just(0.0), st.floats(0.001, 3600, allow_nan=False)),
+)
+def test_a_requeue_with_a_delay_runs_after_it(
+    max_attempts: int, refunded: int, cancel: bool, delay_s: float
+) -> None:
+    task, _ = run(fresh(max_attempts), Start(1, WORKER_IDS[0]))
+    for attempt in range(1, refunded + 1):
+        task, _ = run(task, Requeue(attempt, reason="worker stopped", refund=True), Start(attempt + 1))
+    if cancel:
+        task, _ = run(task, RequestCancel())
+    change = Requeue(task.attempts, reason="error", delay_s=delay_s)
+    after, event = apply(task, change, at(60))
+    assert event is not None
+    check_requeue_delay(task, change, at(60), after, event)
+    assert (after.worker, after.attempts, after.seq) == (None, task.attempts, task.seq + 1)

@@ -41,7 +41,7 @@ async def run_task(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> None:
     if definition is None:
         log.info("task %s: this worker has no handler for %r; putting it back", task_id, stored.task.type)
         due_ms = int((utc_now().timestamp() + NO_HANDLER_RETRY_S) * 1000)
-        await state.tasks.reissue(stored, due_ms)
+        await state.tasks.reissue(stored, due_ms)  # this job ends when the function returns
         return
     if stored.task.attempts >= stored.task.max_attempts:
         error = f"no attempts left ({stored.task.attempts} of {stored.task.max_attempts} used)"
@@ -78,7 +78,7 @@ async def _start(state: WorkerState, stored: Stored) -> Stored | None:
     attempt = stored.task.attempts + 1
     start = Start(attempt, worker=state.worker_id)
     try:
-        return await state.tasks.change(stored.task.id, start, known=stored, by_attempt=True)
+        return await state.tasks.change(stored.task.id, start, known=stored, by_attempt=True, job=stored.job)
     except InvalidTransition as error:
         log.info("task %s: not started: %s", stored.task.id, error)
         return None
