@@ -43,10 +43,20 @@ from src.transitions import (
     WorkerLost,
 )
 from src.writes import Stored, queue_score
-from tests.test_transitions import fencing_refuses, patches, progresses, texts, try_apply, values
+from tests.test_transitions import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    PENDING,
+    RUNNING,
+    fencing_refuses,
+    patches,
+    progresses,
+    texts,
+    try_apply,
+    values,
+)
 
-PENDING, RUNNING = TaskStatus.PENDING, TaskStatus.RUNNING
-COMPLETED, FAILED, CANCELLED = TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED
 ARQ_WORKERS = ("host-a:101:aaaa", "host-b:202:bbbb")
 HTTP_WORKER, ADMIN, CANCELLER, RECONCILER = "http-worker", "admin", "canceller", "reconciler"
 ACTORS = (*ARQ_WORKERS, HTTP_WORKER, ADMIN, CANCELLER, RECONCILER)
