@@ -1,4 +1,4 @@
-"""The `jobcast` command: dev (everything at once), api, worker."""
+"""The `jobcast` command: dev (everything at once), api, worker, health, token."""
 
 import argparse
 import logging
@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import msgspec
 
 from src.settings import Settings, SettingsError
+from src.token_cli import add_token_commands
 
 DEMO_MODULE = "src.workers.demo"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -47,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     health = commands.add_parser("health", help="exit 0 if this host's api is ready or its worker is alive")
     health.add_argument("component", choices=["api", "worker"])
     health.set_defaults(run=_health)
+    add_token_commands(commands)
     return parser
 
 

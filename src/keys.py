@@ -14,6 +14,8 @@ TYPE_NAMES = PREFIX + "type-names"
 TYPES = PREFIX + "types"
 WORKERS = PREFIX + "workers"
 CANCEL_DEADLINES = PREFIX + "cancel-deadlines"
+TOKENS = PREFIX + "tokens"  # hash: token name → its record (never the token itself)
+REVOCATIONS_CHANNEL = PREFIX + "revocations"  # a revoked token's name, for every API instance
 DEFERRED = PREFIX + "deferred"  # arq job ids waiting for a backoff, scored by when they may run (ms)
 FINISHED = PREFIX + "finished"  # finished task ids scored by when they finished (ms), for retention
 
@@ -76,3 +78,8 @@ def arq_job(job_id: str) -> str:
 def arq_in_progress(job_id: str) -> str:
     """arq's marker that a worker holds the job; expires unless its worker heartbeats."""
     return in_progress_key_prefix + job_id
+
+
+def token_hash(digest: str) -> str:
+    """Maps a token's SHA-256 to its name: how a presented token is looked up."""
+    return f"{PREFIX}token-hash:{digest}"
