@@ -13,6 +13,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from src import errors
+from src.authentication import token_authentication
 from src.routes.dependencies import DEPENDENCIES
 from src.routes.health import live, ready
 from src.routes.task_types import TaskTypeController
@@ -51,6 +52,7 @@ def create_app(settings: Settings) -> Litestar:
             NotFoundException: _no_such_route,
             RecursionError: _too_deep,
         },
+        middleware=[token_authentication()] if settings.auth else [],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="jobcast", version=VERSION, path="/schema"),
     )

@@ -35,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
 
     api = commands.add_parser("api", help="run the HTTP and WebSocket API")
     _add_address(api)
+    api.add_argument("--insecure", action="store_true", help="run without authentication: anyone is admin")
     api.set_defaults(run=_api)
 
     worker = commands.add_parser("worker", help="run a worker")
@@ -68,6 +69,11 @@ def _api(settings: Settings, args: argparse.Namespace) -> None:
     from src.app import create_app
 
     settings = _with_address(settings, args)
+    if args.insecure:
+        settings = msgspec.structs.replace(settings, auth=False)
+        logging.getLogger("jobcast").warning("auth is off (--insecure): every caller is an admin")
+    elif not settings.auth:
+        sys.exit("jobcast api: JOBCAST_AUTH is off; pass --insecure to run without authentication")
     uvicorn.run(
         create_app(settings),
         host=settings.host,

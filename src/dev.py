@@ -31,7 +31,7 @@ def run_dev(settings: Settings) -> int:
             return 1
     env = {**os.environ, "JOBCAST_REDIS_URL": redis.url if redis else settings.redis_url_or_default()}
     children = [
-        _spawn(["api", "--host", settings.host, "--port", str(settings.port)], env),
+        _spawn(["api", "--host", settings.host, "--port", str(settings.port), "--insecure"], env),
         _spawn(["worker", "--tasks", "src.workers.demo"], env),
     ]
     signal.signal(signal.SIGTERM, _raise_interrupt)

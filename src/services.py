@@ -18,6 +18,7 @@ from src.redis_policy import ensure_fit
 from src.settings import Settings
 from src.task_actions import TaskActions
 from src.task_store import TaskStore
+from src.tokens import TokenStore
 from src.type_store import TypeStore
 from src.writes import Limits
 
@@ -33,6 +34,7 @@ class Services:
     types: TypeStore
     actions: TaskActions
     hub: Hub
+    tokens: TokenStore
 
 
 def connect_redis(settings: Settings) -> Redis:
@@ -72,7 +74,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     reconciler = asyncio.create_task(new_reconciler(settings, redis, tasks).run_forever(), name="reconciler")
     try:
         await hub.start(HUB_START_WAIT_S)
-        yield Services(settings, redis, tasks, types, TaskActions(tasks, types), hub)
+        yield Services(settings, redis, tasks, types, TaskActions(tasks, types), hub, TokenStore(redis))
     finally:
         reconciler.cancel()
         with contextlib.suppress(asyncio.CancelledError):

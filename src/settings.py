@@ -24,6 +24,7 @@ class SettingsError(ValueError):
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Read once at start-up and passed in; nothing reads the environment at import."""
 
+    auth: bool = True
     redis_url: str | None = None
     redis_server: str | None = None
     host: str = "127.0.0.1"

@@ -17,6 +17,7 @@ from src.settings import Settings
 from tests.processes import JobcastProcess, start_worker
 
 FAST = {
+    "auth": False,  # tests of authentication turn it on
     "poll_s": 0.05,
     "retry_backoff_s": 0.05,
     "retry_backoff_max_s": 0.2,

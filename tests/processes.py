@@ -82,7 +82,8 @@ def start_worker(settings: Settings, log_path: Path, *arguments: str) -> Jobcast
 
 def start_api(settings: Settings, log_path: Path, port: int) -> JobcastProcess:
     """Start `jobcast api` on `port` and wait until /health/ready answers 200."""
-    process = JobcastProcess(["api", "--port", str(port)], environment(settings), log_path)
+    arguments = ["api", "--port", str(port)] + ([] if settings.auth else ["--insecure"])
+    process = JobcastProcess(arguments, environment(settings), log_path)
     deadline = time.monotonic() + START_TIMEOUT_S
     while not api_ready("127.0.0.1", port):
         _check_starting(process, deadline)
