@@ -4,10 +4,10 @@ connection's Principal (CONTRACT.md §5). Health checks and the API document nee
 from typing import Any
 
 from litestar.connection import ASGIConnection
+from litestar.enums import ScopeType
 from litestar.exceptions import NotAuthorizedException
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.middleware.base import DefineMiddleware
-from litestar.enums import ScopeType
 
 from src.tokens import TokenStore
 

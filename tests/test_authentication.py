@@ -3,6 +3,7 @@ document do not; `jobcast api` will not run without auth unless told `--insecure
 
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -118,3 +119,22 @@ async def test_jobcast_api_requires_tokens_by_default(settings: Settings, tmp_pa
             assert_error(await http.get("/api/tasks"), 401)
     finally:
         api.stop()
+
+
+async def test_revoking_a_token_closes_its_open_websockets_with_1008(
+    secured: ServedApp, tokens: TokenStore
+) -> None:
+    _, token = await tokens.create("alice", Role.SUBMITTER, [])
+    _, other = await tokens.create("bob", Role.SUBMITTER, [])
+    async with (
+        await WsClient.connect(secured.ws_url + f"/ws?token={token}") as revoked,
+        await WsClient.connect(secured.ws_url + f"/ws?token={other}") as kept,
+    ):
+        await revoked.send(op="ping")
+        assert (await revoked.recv())["type"] == "pong"
+        started = time.monotonic()
+        await tokens.revoke("alice")
+        assert await revoked.close_code(timeout_s=5) == 1008
+        print(f"closed {time.monotonic() - started:.3f}s after the revocation")
+        await kept.send(op="ping")
+        assert (await kept.recv())["type"] == "pong"

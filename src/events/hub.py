@@ -30,7 +30,9 @@ ALL: Group = ("all", "")
 
 END_OF_STREAM = ""  # queued last: the sender closes the connection once everything before it is sent
 NORMAL = 1000
+POLICY_VIOLATION = 1008
 TRY_AGAIN = 1013
+EVENTS_CHANNEL = keys.EVENTS_CHANNEL.encode()
 RECONNECT_MIN_S = 0.1
 RECONNECT_MAX_S = 5.0
 MISSED = "the server lost its event stream for a moment: events may be missing; reload what you show"
@@ -94,6 +96,7 @@ class Hub:
         self._tasks = tasks
         self._by_task: defaultdict[str, set[Client]] = defaultdict(set)
         self._by_group: defaultdict[Group, set[Client]] = defaultdict(set)
+        self._by_principal: defaultdict[str, set[Client]] = defaultdict(set)
         self._reader: asyncio.Task[None] | None = None
         self._resyncs: set[asyncio.Task[None]] = set()
         self.subscribed = asyncio.Event()
@@ -143,8 +146,18 @@ class Hub:
         _discard_member(self._by_group, group, client)
         return True
 
+    def attach(self, client: Client) -> None:
+        """Know a new connection, so that revoking its principal's token can close it."""
+        self._by_principal[client.principal.name].add(client)
+
+    def revoke(self, principal_name: str) -> None:
+        """The principal's token was revoked (on any API instance): close its connections."""
+        for client in list(self._by_principal.get(principal_name, ())):
+            client.close(POLICY_VIOLATION, "token revoked")
+
     def detach(self, client: Client) -> None:
         """Forget a client that went away."""
+        _discard_member(self._by_principal, client.principal.name, client)
         for task_id, watch in list(client.tasks.items()):
             self._drop_watch(client, task_id, watch)
         for group in list(client.groups):
@@ -216,11 +229,14 @@ class Hub:
 
     async def _read(self) -> None:
         async with self._redis.pubsub() as pubsub:
-            await pubsub.subscribe(keys.EVENTS_CHANNEL)
+            await pubsub.subscribe(keys.EVENTS_CHANNEL, keys.REVOCATIONS_CHANNEL)
             async for message in pubsub.listen():
-                if message["type"] == "message":
+                events = message["channel"] == EVENTS_CHANNEL
+                if message["type"] == "message" and events:
                     self.dispatch(message["data"])
-                elif message["type"] == "subscribe":
+                elif message["type"] == "message":
+                    self.revoke(message["data"].decode())
+                elif message["type"] == "subscribe" and events:
                     # Also after redis-py reconnected on its own: events may have been missed.
                     self.subscribed.set()
                     self._spawn_resync()

@@ -53,6 +53,9 @@ class Session:
             return True
         return False
 
+    def attach(self) -> None:
+        self._hub.attach(self._client)
+
     def detach(self) -> None:
         self._hub.detach(self._client)
 

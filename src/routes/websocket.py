@@ -60,6 +60,7 @@ async def _serve(
     first: tuple[str, str | None] | None = None,
 ) -> None:
     await socket.accept()
+    session.attach()
     sender = asyncio.create_task(_send_all(socket, client))
     receiver = asyncio.create_task(_receive_all(socket, client, session, settings.ws_max_frame_bytes))
     closed = asyncio.create_task(client.closed.wait())
