@@ -72,8 +72,6 @@ class Reconciler:
 
     async def recover_lost_workers(self) -> None:
         """Tasks of a worker whose heartbeat expired run again (or fail, attempts spent)."""
-        if await self._redis_restarted_lately():
-            return  # heartbeats may have expired while Redis was down: give workers time to return
         worker_ids = [raw.decode() for raw in await self._redis.zrange(keys.WORKERS, 0, -1)]
         if not worker_ids:
             return
@@ -81,9 +79,11 @@ class Reconciler:
             for worker_id in worker_ids:
                 pipe.exists(keys.worker(worker_id))
             alive = await pipe.execute()
-        for worker_id, is_alive in zip(worker_ids, alive, strict=True):
-            if not is_alive:
-                await self._recover(worker_id)
+        lost = [worker_id for worker_id, is_alive in zip(worker_ids, alive, strict=True) if not is_alive]
+        if not lost or await self._redis_restarted_lately():
+            return  # heartbeats may have expired while Redis was down: give workers time to return
+        for worker_id in lost:
+            await self._recover(worker_id)
 
     async def _recover(self, worker_id: str) -> None:
         claimed = await self._redis.smembers(keys.worker_tasks(worker_id))

@@ -4,7 +4,6 @@ document do not; `jobcast api` will not run without auth unless told `--insecure
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -24,15 +23,9 @@ from tests.wsclient import WsClient
 
 
 @pytest.fixture
-async def secured(settings: Settings) -> AsyncIterator[ServedApp]:
-    async with ServedApp(msgspec.structs.replace(settings, auth=True)) as served:
-        yield served
-
-
-@pytest.fixture
-async def client(secured: ServedApp) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=secured.http_url, timeout=10) as http:
-        yield http
+def settings(settings: Settings) -> Settings:
+    """This file's app, and the APIs it starts, require tokens."""
+    return msgspec.structs.replace(settings, auth=True)
 
 
 @pytest.fixture
@@ -49,10 +42,10 @@ def bearer(token: str) -> dict[str, str]:
     [{}, {"Authorization": "Bearer"}, {"Authorization": "Basic YTpi"}, {"Authorization": "Bearer jc_nope"}],
 )
 async def test_without_a_valid_token_the_api_answers_401(
-    client: httpx.AsyncClient, redis: Redis, headers: dict[str, str]
+    http: httpx.AsyncClient, redis: Redis, headers: dict[str, str]
 ) -> None:
     for method, path in [("GET", "/api/tasks"), ("POST", "/api/tasks"), ("GET", "/api/task-types")]:
-        response = await client.request(method, path, headers=headers, json={})
+        response = await http.request(method, path, headers=headers, json={})
         body = assert_error(response, 401, "token")
         assert response.headers["WWW-Authenticate"] == "Bearer"
         assert "Traceback" not in str(body)
@@ -60,26 +53,26 @@ async def test_without_a_valid_token_the_api_answers_401(
 
 
 async def test_a_valid_token_is_let_in_and_a_revoked_one_no_more(
-    client: httpx.AsyncClient, tokens: TokenStore
+    http: httpx.AsyncClient, tokens: TokenStore
 ) -> None:
     _, token = await tokens.create("ops", Role.ADMIN, [])
-    assert (await client.get("/api/tasks", headers=bearer(token))).status_code == 200
+    assert (await http.get("/api/tasks", headers=bearer(token))).status_code == 200
     await tokens.revoke("ops")
-    assert_error(await client.get("/api/tasks", headers=bearer(token)), 401, "not valid")
+    assert_error(await http.get("/api/tasks", headers=bearer(token)), 401, "not valid")
 
 
-async def test_health_and_the_api_document_need_no_token(client: httpx.AsyncClient) -> None:
+async def test_health_and_the_api_document_need_no_token(http: httpx.AsyncClient) -> None:
     for path in ["/health/live", "/health/ready", "/schema/openapi.json"]:
-        assert (await client.get(path)).status_code == 200, path
+        assert (await http.get(path)).status_code == 200, path
 
 
 async def test_a_websocket_takes_the_token_from_its_header_or_its_query(
-    secured: ServedApp, tokens: TokenStore
+    app: ServedApp, tokens: TokenStore
 ) -> None:
     _, token = await tokens.create("ops", Role.ADMIN, [])
     for url, headers in [
-        (secured.ws_url + "/ws", bearer(token)),
-        (secured.ws_url + f"/ws?token={token}", {}),
+        (app.ws_url + "/ws", bearer(token)),
+        (app.ws_url + f"/ws?token={token}", {}),
     ]:
         async with await WsClient.connect(url, additional_headers=headers) as ws:
             await ws.send(op="ping")
@@ -87,16 +80,17 @@ async def test_a_websocket_takes_the_token_from_its_header_or_its_query(
 
 
 @pytest.mark.parametrize("query", ["", "?token=", "?token=jc_nope"])
-async def test_a_websocket_without_a_valid_token_is_refused(secured: ServedApp, query: str) -> None:
+async def test_a_websocket_without_a_valid_token_is_refused(app: ServedApp, query: str) -> None:
     with pytest.raises(InvalidStatus) as refused:
-        await WsClient.connect(secured.ws_url + "/ws" + query)
+        await WsClient.connect(app.ws_url + "/ws" + query)
     assert refused.value.response.status_code == 403
 
 
 def test_jobcast_api_refuses_to_run_without_auth_unless_insecure(settings: Settings, tmp_path: Path) -> None:
+    settings = msgspec.structs.replace(settings, auth=False)
     refused = subprocess.run(
         [sys.executable, "-m", "src", "api", "--port", str(free_port())],
-        env=environment(settings),  # JOBCAST_AUTH is off in the tests
+        env=environment(settings),
         capture_output=True,
         text=True,
         timeout=30,
@@ -111,9 +105,8 @@ def test_jobcast_api_refuses_to_run_without_auth_unless_insecure(settings: Setti
 
 
 async def test_jobcast_api_requires_tokens_by_default(settings: Settings, tmp_path: Path) -> None:
-    secure = msgspec.structs.replace(settings, auth=True)
     port = free_port()
-    api = start_api(secure, tmp_path / "api.log", port)
+    api = start_api(settings, tmp_path / "api.log", port)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
             assert_error(await http.get("/api/tasks"), 401)
@@ -122,13 +115,13 @@ async def test_jobcast_api_requires_tokens_by_default(settings: Settings, tmp_pa
 
 
 async def test_revoking_a_token_closes_its_open_websockets_with_1008(
-    secured: ServedApp, tokens: TokenStore
+    app: ServedApp, tokens: TokenStore
 ) -> None:
     _, token = await tokens.create("alice", Role.SUBMITTER, [])
     _, other = await tokens.create("bob", Role.SUBMITTER, [])
     async with (
-        await WsClient.connect(secured.ws_url + f"/ws?token={token}") as revoked,
-        await WsClient.connect(secured.ws_url + f"/ws?token={other}") as kept,
+        await WsClient.connect(app.ws_url + f"/ws?token={token}") as revoked,
+        await WsClient.connect(app.ws_url + f"/ws?token={other}") as kept,
     ):
         await revoked.send(op="ping")
         assert (await revoked.recv())["type"] == "pong"
