@@ -7,9 +7,10 @@ ANONYMOUS, an admin.
 from enum import StrEnum
 
 import msgspec
+from msgspec import UNSET
 
 from src.errors import Forbidden, NotFound
-from src.tasks import Task, TaskStatus
+from src.tasks import Event, Task, TaskStatus
 
 
 class Role(StrEnum):
@@ -55,9 +56,26 @@ def ensure_may_write(principal: Principal, task: Task, fields: set[str]) -> None
         raise Forbidden("a submitter may change only the priority and metadata of its own pending task")
 
 
+def ensure_may_submit(principal: Principal) -> None:
+    if principal.role is Role.WORKER:
+        raise Forbidden("a worker token claims and updates tasks; submit with a submitter or admin token")
+
+
+def ensure_may_delete(principal: Principal, task: Task) -> None:
+    """Deleting is for the task's owner and admins; a worker may only finish or cancel it."""
+    ensure_visible(principal, task)
+    if principal.role is Role.WORKER:
+        raise Forbidden("a worker token may not delete tasks")
+
+
 def ensure_may_filter_owner(principal: Principal, owner: str | None) -> None:
     if owner is not None and owner != principal.name and not principal.is_admin:
         raise Forbidden("only admins may list the tasks of another owner")
+
+
+def ensure_may_watch_type(principal: Principal, type_name: str) -> None:
+    if principal.role is Role.WORKER and type_name not in principal.types:
+        raise Forbidden(f"this worker token does not serve {type_name!r}")
 
 
 def ensure_may_watch_all(principal: Principal) -> None:
@@ -68,3 +86,15 @@ def ensure_may_watch_all(principal: Principal) -> None:
 def ensure_admin(principal: Principal, action: str) -> None:
     if not principal.is_admin:
         raise Forbidden(f"only admins may {action}")
+
+
+def sees_tracebacks(principal: Principal) -> bool:
+    """A handler's traceback shows the server's code and paths: only admins read it."""
+    return principal.is_admin
+
+
+def redacted(principal: Principal, events: list[Event]) -> list[Event]:
+    """The events as this caller may read them."""
+    if sees_tracebacks(principal):
+        return events
+    return [msgspec.structs.replace(e, traceback=UNSET) if e.traceback is not UNSET else e for e in events]

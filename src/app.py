@@ -8,6 +8,7 @@ from litestar import Litestar, Request, Response
 from litestar.datastructures import State
 from litestar.exceptions import NotFoundException
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -16,6 +17,7 @@ from src import errors
 from src.authentication import token_authentication
 from src.routes.dependencies import DEPENDENCIES
 from src.routes.health import live, ready
+from src.routes.responses import BEARER, ErrorBody
 from src.routes.task_types import TaskTypeController
 from src.routes.tasks import TaskController
 from src.routes.websocket import events_socket, task_socket
@@ -34,8 +36,18 @@ STATUS_CODES: dict[type[errors.JobcastError], int] = {
     errors.InvalidTransition: 409,
     errors.InvalidParameters: 422,
     errors.InvalidSchema: 422,
+    errors.TooManyRequests: 429,
     errors.Unavailable: 503,
 }
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options for this app: the WebSocket frame bound, and pings that find dead peers."""
+    return {
+        "ws_max_size": settings.ws_max_frame_bytes,
+        "ws_ping_interval": settings.ws_ping_s,
+        "ws_ping_timeout": settings.ws_ping_timeout_s,
+    }
 
 
 def create_app(settings: Settings) -> Litestar:
@@ -54,7 +66,12 @@ def create_app(settings: Settings) -> Litestar:
         },
         middleware=[token_authentication()] if settings.auth else [],
         request_max_body_size=settings.max_body_bytes,
-        openapi_config=OpenAPIConfig(title="jobcast", version=VERSION, path="/schema"),
+        openapi_config=OpenAPIConfig(
+            title="jobcast",
+            version=VERSION,
+            path="/schema",
+            components=Components(security_schemes={BEARER: SecurityScheme(type="http", scheme="bearer")}),
+        ),
     )
 
 
@@ -67,16 +84,17 @@ async def _services_lifespan(app: Litestar) -> AsyncIterator[None]:
 
 def _error(
     status_code: int, detail: str, extra: Any = None, headers: dict[str, str] | None = None
-) -> Response[Any]:
-    body: dict[str, Any] = {"status_code": status_code, "detail": detail}
-    if extra is not None:
-        body["extra"] = extra
-    return Response(body, status_code=status_code, headers=headers)
+) -> Response[ErrorBody]:
+    return Response(ErrorBody(status_code, detail, extra), status_code=status_code, headers=headers)
 
 
 def _jobcast_error(_: Request[Any, Any, Any], error: errors.JobcastError) -> Response[Any]:
     status_code = next(code for cls, code in STATUS_CODES.items() if isinstance(error, cls))
-    headers = {"Retry-After": str(RETRY_AFTER_S)} if status_code == 503 else None
+    headers = None
+    if isinstance(error, errors.TooManyRequests):
+        headers = {"Retry-After": str(error.retry_after_s)}
+    elif status_code == 503:
+        headers = {"Retry-After": str(RETRY_AFTER_S)}
     return _error(status_code, error.detail, error.extra, headers)
 
 

@@ -1,11 +1,13 @@
 """Who is calling: a Bearer token (or, for browsers' WebSockets, `?token=`) becomes the
-connection's Principal (CONTRACT.md §5). Health checks and the API document need none."""
+connection's Principal (CONTRACT.md §5). Health checks and the API document need none.
+A browser may open a WebSocket only from an allowed origin, whether auth is on or off."""
 
 from typing import Any
 
 from litestar.connection import ASGIConnection
 from litestar.enums import ScopeType
-from litestar.exceptions import NotAuthorizedException
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.middleware.base import DefineMiddleware
 
@@ -42,3 +44,19 @@ def presented_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | Non
 
 def token_authentication() -> DefineMiddleware:
     return DefineMiddleware(TokenAuthentication, exclude=OPEN_PATHS)
+
+
+def allowed_origin(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
+    """Guard of the WebSocket routes: a cross-site page must not open a socket with the
+    credentials of the user who visits it. No `Origin` header: a program, not a browser."""
+    origin = connection.headers.get("origin")
+    if origin is None:
+        return
+    origin = origin.rstrip("/")
+    host = connection.headers.get("host", "")
+    scheme, _, netloc = origin.partition("://")
+    if scheme in ("http", "https") and netloc == host:
+        return
+    if origin in connection.app.state.settings.origins():
+        return
+    raise PermissionDeniedException(f"origin {origin!r} is not allowed (JOBCAST_ALLOWED_ORIGINS)")

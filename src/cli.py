@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import msgspec
 
+from src.redaction import redact_logs
 from src.settings import Settings, SettingsError
 from src.token_cli import add_token_commands
 
@@ -22,6 +23,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except SettingsError as error:
         sys.exit(f"jobcast: {error}")
     logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
+    redact_logs()
     args.run(settings, args)
 
 
@@ -66,7 +68,7 @@ def _with_address(settings: Settings, args: argparse.Namespace) -> Settings:
 def _api(settings: Settings, args: argparse.Namespace) -> None:
     import uvicorn
 
-    from src.app import create_app
+    from src.app import create_app, server_options
 
     settings = _with_address(settings, args)
     if args.insecure:
@@ -78,8 +80,9 @@ def _api(settings: Settings, args: argparse.Namespace) -> None:
         create_app(settings),
         host=settings.host,
         port=settings.port,
-        ws_max_size=settings.ws_max_frame_bytes,
         log_level=settings.log_level.lower(),
+        log_config=None,  # uvicorn's records go through our handlers, which mask secrets
+        **server_options(settings),
     )
 
 

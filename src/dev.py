@@ -1,6 +1,7 @@
 """`jobcast dev`: Redis (embedded unless JOBCAST_REDIS_URL is set), the API and one worker as
 child processes; Ctrl-C stops them all, API and worker first so they can finish their writes."""
 
+import ipaddress
 import os
 import signal
 import socket
@@ -19,6 +20,12 @@ READY_WAIT_S = 30.0
 
 def run_dev(settings: Settings) -> int:
     """Run everything until Ctrl-C (exit 0) or until a part dies (exit 1)."""
+    if not _is_loopback(settings.host):
+        print(
+            f"jobcast dev: auth is off, so it listens on this machine only, not on {settings.host}; "
+            "to serve other machines run `jobcast api` with tokens"
+        )
+        return 1
     if _port_taken(settings.host, settings.port):
         print(f"jobcast dev: port {settings.port} is in use; choose another with --port or JOBCAST_PORT")
         return 1
@@ -124,6 +131,15 @@ def _port_taken(host: str, port: int) -> bool:
         except OSError:
             return True
     return False
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:

@@ -48,6 +48,14 @@ class StaleAttempt(InvalidTransition):
     """A write from an attempt that is no longer the task's current one."""
 
 
+class TooManyRequests(JobcastError):
+    """The caller is over a quota; it may try again after `retry_after_s`."""
+
+    def __init__(self, detail: str, retry_after_s: int) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
+
 class Unavailable(JobcastError):
     """Redis cannot be reached; the caller should retry later."""
 

@@ -83,3 +83,13 @@ def arq_in_progress(job_id: str) -> str:
 def token_hash(digest: str) -> str:
     """Maps a token's SHA-256 to its name: how a presented token is looked up."""
     return f"{PREFIX}token-hash:{digest}"
+
+
+def connection_slots(principal_name: str) -> str:
+    """Sorted set of a principal's open WebSockets over all API instances, scored by expiry (ms)."""
+    return f"{PREFIX}connections:{principal_name}"
+
+
+def submissions(principal_name: str, window: int) -> str:
+    """Counter of a principal's submissions in one rate window."""
+    return f"{PREFIX}submissions:{principal_name}:{window}"

@@ -13,8 +13,10 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from src.atomic import Atomic
 from src.events.hub import Hub
+from src.quotas import ConnectionSlots, SubmissionRate
 from src.reconciler import RECONCILE_INTERVAL_S, Reconciler
 from src.redis_policy import ensure_fit
+from src.schemas import Bounds
 from src.settings import Settings
 from src.task_actions import TaskActions
 from src.task_store import TaskStore
@@ -35,6 +37,7 @@ class Services:
     actions: TaskActions
     hub: Hub
     tokens: TokenStore
+    connections: ConnectionSlots | None  # None with auth off: no per-principal quotas
 
 
 def connect_redis(settings: Settings) -> Redis:
@@ -71,13 +74,22 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     await ensure_fit(redis)
     tasks, types = open_stores(settings, redis)
     hub = Hub(redis, tasks)
-    reconciler = asyncio.create_task(new_reconciler(settings, redis, tasks).run_forever(), name="reconciler")
+    connections = ConnectionSlots(redis, settings.ws_max_connections) if settings.auth else None
+    rate = SubmissionRate(redis, settings.submit_rate) if settings.auth else None
+    bounds = Bounds(settings.max_parameters_bytes, settings.max_parameters_depth)
+    actions = TaskActions(tasks, types, bounds, rate)
+    background = [
+        asyncio.create_task(new_reconciler(settings, redis, tasks).run_forever(), name="reconciler")
+    ]
+    if connections is not None:
+        background.append(asyncio.create_task(connections.refresh_forever(), name="connection-slots"))
     try:
         await hub.start(HUB_START_WAIT_S)
-        yield Services(settings, redis, tasks, types, TaskActions(tasks, types), hub, TokenStore(redis))
+        yield Services(settings, redis, tasks, types, actions, hub, TokenStore(redis), connections)
     finally:
-        reconciler.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reconciler
+        for task in background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await hub.stop()
         await redis.aclose()

@@ -1,5 +1,6 @@
 """Settings: every JOBCAST_* environment variable, with its default, in one Struct."""
 
+import re
 from collections.abc import Mapping
 from typing import Annotated
 
@@ -9,6 +10,7 @@ from msgspec import Meta
 PREFIX = "JOBCAST_"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
+ORIGIN_PATTERN = r"https?://[^/\s,]+"
 Positive = Annotated[float, Meta(gt=0)]
 Count = Annotated[int, Meta(ge=1)]
 
@@ -48,8 +50,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ws_buffer: Count = 1000
     ws_max_subscriptions: Count = 1000
     ws_max_frame_bytes: Count = 64 * 1024
+    ws_ping_s: Positive = 20.0
+    ws_ping_timeout_s: Positive = 20.0
+    ws_max_connections: Count = 100
+    allowed_origins: str = ""
+    submit_rate: Count = 100
+    max_parameters_bytes: Count = 256 * 1024
+    max_parameters_depth: Count = 32
 
     def __post_init__(self) -> None:
+        for origin in self.origins():
+            if not re.fullmatch(ORIGIN_PATTERN, origin):
+                raise ValueError(
+                    f"JOBCAST_ALLOWED_ORIGINS: {origin!r} is not an origin like https://app.example.com"
+                )
         if self.heartbeat_s >= self.heartbeat_ttl_s:
             raise ValueError("JOBCAST_HEARTBEAT_S must be shorter than JOBCAST_HEARTBEAT_TTL_S")
         if self.heartbeat_ttl_s + RECOVERY_MARGIN_S > self.recovery_s:
@@ -76,6 +90,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             message, _, where = str(error).partition(" - at `$.")
             name = PREFIX + where.rstrip("`").upper() if where else f"a {PREFIX}* variable"
             raise SettingsError(f"{name}: {message}") from error
+
+    def origins(self) -> frozenset[str]:
+        """The browser origins allowed besides the API's own (JOBCAST_ALLOWED_ORIGINS)."""
+        listed = (origin.strip().rstrip("/") for origin in self.allowed_origins.split(","))
+        return frozenset(origin for origin in listed if origin)
 
     def redis_url_or_default(self) -> str:
         """The Redis to use when none was started for us."""

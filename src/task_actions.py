@@ -6,9 +6,19 @@ from typing import Any
 import msgspec
 
 from src import keys
-from src.access import Principal, ensure_may_filter_owner, ensure_may_write, ensure_visible
+from src.access import (
+    Principal,
+    Role,
+    ensure_may_delete,
+    ensure_may_filter_owner,
+    ensure_may_submit,
+    ensure_may_write,
+    ensure_visible,
+    redacted,
+)
 from src.errors import BadRequest, Inactive
-from src.schemas import validate_parameters
+from src.quotas import SubmissionRate
+from src.schemas import Bounds, check_bounds, validate_parameters
 from src.task_store import Page, TaskQuery, TaskStore
 from src.task_types import Executor, TaskType
 from src.tasks import Event, Task, TaskStatus, new_task, utc_now
@@ -23,9 +33,13 @@ class Submitted(msgspec.Struct, frozen=True):
 
 
 class TaskActions:
-    def __init__(self, tasks: TaskStore, types: TypeStore) -> None:
+    def __init__(
+        self, tasks: TaskStore, types: TypeStore, bounds: Bounds, rate: SubmissionRate | None = None
+    ) -> None:
         self.tasks = tasks
         self.types = types
+        self._bounds = bounds
+        self._rate = rate
 
     async def submit(
         self,
@@ -39,12 +53,16 @@ class TaskActions:
         idempotency_key: str | None,
     ) -> Submitted:
         """Create and (for worker types) queue a task."""
+        ensure_may_submit(principal)
+        if self._rate is not None:
+            await self._rate.admit(principal.name)
         key = None if idempotency_key is None else keys.idempotency(principal.name, idempotency_key)
         if key is not None and (first := await self.tasks.idempotent_task(key)) is not None:
             return Submitted(first, created=False, queued=False)
         task_type = await self.resolve_type(type_name, type_id)
         if not task_type.is_active:
             raise Inactive(f"task type {task_type.name!r} is not active")
+        check_bounds(self._bounds, {"/parameters": parameters, "/metadata": metadata})
         validate_parameters(task_type.parameters_schema, parameters)
         task, event = new_task(
             task_type=task_type.name,
@@ -74,23 +92,42 @@ class TaskActions:
 
     async def events(self, principal: Principal, task_id: str) -> list[Event]:
         await self.get(principal, task_id)
-        return await self.tasks.events(task_id)
+        return redacted(principal, await self.tasks.events(task_id))
 
-    async def page(self, principal: Principal, query: TaskQuery, type_name: str | None = None) -> Page:
-        """A page of the tasks the caller may see; `type_name` filters like `type_id` does."""
+    async def page(
+        self, principal: Principal, query: TaskQuery, type_name: str | None = None, type_id: int | None = None
+    ) -> Page:
+        """A page of the tasks the caller may see: its own, a worker's those of the types it
+        serves, an admin's all; `type_name` and `type_id` filter by type."""
         ensure_may_filter_owner(principal, query.owner)
-        if type_name is not None:
-            type_id = await self.types.find_name(type_name)
-            if type_id is None or query.type_id not in (None, type_id):
-                return Page([], None)  # no such type, or two filters that exclude each other
-            query = msgspec.structs.replace(query, type_id=type_id)
-        if not principal.is_admin:
+        wanted = await self._type_filter(type_name, type_id)
+        if principal.role is Role.WORKER:
+            served = {
+                found for name in principal.types if (found := await self.types.find_name(name)) is not None
+            }
+            wanted = served if wanted is None else wanted & served
+        elif not principal.is_admin:
             query = msgspec.structs.replace(query, owner=principal.name)
-        return await self.tasks.page(query)
+        if wanted is not None and not wanted:
+            return Page([], None)  # no such type, or filters that exclude each other
+        return await self.tasks.page(msgspec.structs.replace(query, type_ids=sorted(wanted or ())))
+
+    async def _type_filter(self, type_name: str | None, type_id: int | None) -> set[int] | None:
+        """The type ids a listing asks for; None when it names no type."""
+        if type_name is None:
+            return None if type_id is None else {type_id}
+        found = await self.types.find_name(type_name)
+        if found is None or type_id not in (None, found):
+            return set()
+        return {found}
 
     async def update(self, principal: Principal, task_id: str, patch: Patch, fields: set[str]) -> Task:
         stored = await self.tasks.read(task_id)
         ensure_may_write(principal, stored.task, fields)
+        check_bounds(
+            self._bounds,
+            {f"/{name}": getattr(patch, name) for name in ("metadata", "result") if name in fields},
+        )
         if patch.status is TaskStatus.PENDING:
             task_type = await self._active_type(stored.task.task_type_id)
             patch = Patch(
@@ -111,7 +148,7 @@ class TaskActions:
 
     async def delete(self, principal: Principal, task_id: str) -> None:
         stored = await self.tasks.read(task_id)
-        ensure_visible(principal, stored.task)
+        ensure_may_delete(principal, stored.task)
         await self.tasks.change(task_id, Delete(), known=stored)
 
     async def _active_type(self, ref: str | int) -> TaskType:

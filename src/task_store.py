@@ -39,7 +39,7 @@ class Page(msgspec.Struct, frozen=True):
 
 class TaskQuery(msgspec.Struct, frozen=True):
     statuses: Sequence[TaskStatus] = ()
-    type_id: int | None = None
+    type_ids: Sequence[int] = ()  # any of these types; none: every type
     owner: str | None = None
     limit: int = 100
     cursor: int | None = None
@@ -188,10 +188,11 @@ class TaskStore:
         return decode_events(b"[" + b",".join(items) + b"]")
 
     async def page(self, query: TaskQuery) -> Page:
-        """A page of tasks, newest first, read from the index of each wanted status."""
-        type_id = keys.ANY if query.type_id is None else query.type_id
+        """A page of tasks, newest first, read from the index of each wanted status and type."""
+        type_ids: Sequence[int | str] = query.type_ids or [keys.ANY]
         statuses: Sequence[str] = query.statuses or [keys.ANY]
-        indexes = [keys.task_index(status, type_id, query.owner or keys.ANY) for status in statuses]
+        owner = query.owner or keys.ANY
+        indexes = [keys.task_index(status, type_id, owner) for status in statuses for type_id in type_ids]
         upper = "+inf" if query.cursor is None else f"({query.cursor}"
         async with self._redis.pipeline(transaction=False) as pipe:
             for index in indexes:

@@ -196,13 +196,19 @@ def _record_and_event(task: Task, event: Event, limits: Limits) -> list[Command]
 
 
 def _publish(task: Task, event: Event) -> Command:
+    frame = msgspec.Raw(event_frame(encode(event)))
+    full_frame = None
+    if event.traceback is not msgspec.UNSET:
+        full_frame = frame
+        frame = msgspec.Raw(event_frame(encode(msgspec.structs.replace(event, traceback=msgspec.UNSET))))
     envelope = Envelope(
         task_id=task.id,
         seq=event.seq,
         task_type=task.type,
         owner=task.owner,
         event=event.event,
-        frame=msgspec.Raw(event_frame(encode(event))),
+        frame=frame,
+        full_frame=full_frame,
     )
     return ["PUBLISH", keys.EVENTS_CHANNEL, encode_envelope(envelope).decode()]
 

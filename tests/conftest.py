@@ -11,7 +11,7 @@ import pytest
 import uvicorn
 from redis.asyncio import Redis
 
-from src.app import create_app
+from src.app import create_app, server_options
 from src.redis_server import RedisServer, find_redis_server
 from src.settings import Settings
 from tests.processes import JobcastProcess, start_worker
@@ -59,8 +59,8 @@ class ServedApp:
             create_app(settings),
             host="127.0.0.1",
             port=0,
-            ws_max_size=settings.ws_max_frame_bytes,
             log_level="warning",
+            **server_options(settings),
         )
         self.server = uvicorn.Server(config)
         self._serving: asyncio.Task[None] | None = None

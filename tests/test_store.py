@@ -357,13 +357,13 @@ async def test_type_and_owner_filters(tasks: TaskStore) -> None:
     b = await add(tasks, type_id=2, owner="alice")
     c = await add(tasks, type_id=1, owner="bob")
     d = await started(tasks, type_id=2, owner="bob")
-    assert await ids(tasks, type_id=1) == [c.id, a.id]
+    assert await ids(tasks, type_ids=[1]) == [c.id, a.id]
     assert await ids(tasks, owner="alice") == [b.id, a.id]
-    assert await ids(tasks, type_id=2, owner="bob") == [d.id]
-    assert await ids(tasks, type_id=2, owner="bob", statuses=[PENDING]) == []
-    assert await ids(tasks, type_id=2, statuses=[PENDING, RUNNING]) == [d.id, b.id]
+    assert await ids(tasks, type_ids=[2], owner="bob") == [d.id]
+    assert await ids(tasks, type_ids=[2], owner="bob", statuses=[PENDING]) == []
+    assert await ids(tasks, type_ids=[2], statuses=[PENDING, RUNNING]) == [d.id, b.id]
     assert await ids(tasks, owner="carol") == []
-    assert await ids(tasks, type_id=3) == []
+    assert await ids(tasks, type_ids=[3]) == []
 
 
 @pytest.mark.parametrize("limit", [1, 4, 7, 23, 24])
@@ -377,8 +377,8 @@ async def test_cursor_paging_yields_every_task_exactly_once(tasks: TaskStore, li
 
     assert await all_pages(tasks, limit=limit) == created[::-1]
     assert await all_pages(tasks, limit=limit, statuses=[RUNNING]) == where(lambda i: i % 3 == 0)
-    assert await all_pages(tasks, limit=limit, type_id=1) == where(lambda i: i % 2 == 0)
-    assert await all_pages(tasks, limit=limit, statuses=[PENDING], type_id=2) == where(
+    assert await all_pages(tasks, limit=limit, type_ids=[1]) == where(lambda i: i % 2 == 0)
+    assert await all_pages(tasks, limit=limit, statuses=[PENDING], type_ids=[2]) == where(
         lambda i: i % 2 == 1 and i % 3 != 0
     )
     assert await all_pages(tasks, limit=limit, statuses=[RUNNING, PENDING]) == created[::-1]
@@ -399,8 +399,8 @@ async def test_index_membership_follows_the_status(tasks: TaskStore, redis: Redi
     task = await add(tasks, type_id=4, owner="dora")
     await tasks.change(task.id, Start(1), by_attempt=True)
     assert await ids(tasks, statuses=[PENDING]) == []
-    assert await ids(tasks, statuses=[PENDING], type_id=4, owner="dora") == []
-    assert await ids(tasks, statuses=[RUNNING], type_id=4, owner="dora") == [task.id]
+    assert await ids(tasks, statuses=[PENDING], type_ids=[4], owner="dora") == []
+    assert await ids(tasks, statuses=[RUNNING], type_ids=[4], owner="dora") == [task.id]
     for index in [keys.task_index(PENDING, t, o) for t in (4, keys.ANY) for o in ("dora", keys.ANY)]:
         assert await redis.zscore(index, task.id) is None, index
     for index in keys.task_indexes(RUNNING, 4, "dora"):
@@ -410,7 +410,7 @@ async def test_index_membership_follows_the_status(tasks: TaskStore, redis: Redi
     assert await ids(tasks, statuses=[FAILED], owner="dora") == [task.id]
     await tasks.change(task.id, Retry(1))
     assert await ids(tasks, statuses=[FAILED]) == []
-    assert await ids(tasks, statuses=[PENDING], type_id=4) == [task.id]
+    assert await ids(tasks, statuses=[PENDING], type_ids=[4]) == [task.id]
 
 
 @pytest.mark.parametrize("status", [PENDING, RUNNING, COMPLETED])
@@ -584,9 +584,9 @@ PAGE_QUERIES: list[dict[str, Any]] = [
     {},
     {"statuses": [PENDING]},
     {"statuses": [PENDING, RUNNING]},
-    {"type_id": 1},
+    {"type_ids": [1]},
     {"owner": "alice"},
-    {"statuses": [PENDING], "type_id": 1, "owner": "alice"},
+    {"statuses": [PENDING], "type_ids": [1], "owner": "alice"},
 ]
 
 

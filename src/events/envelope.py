@@ -8,7 +8,8 @@ EVENT_FRAME_PREFIX = b'{"type":"event",'
 
 
 class Envelope(msgspec.Struct, frozen=True):
-    """One published event. `frame` is forwarded to clients byte for byte."""
+    """One published event. `frame` is forwarded to clients byte for byte; an event that
+    carries a traceback has it only in `full_frame`, for those who may read it."""
 
     task_id: str
     seq: int
@@ -16,6 +17,7 @@ class Envelope(msgspec.Struct, frozen=True):
     owner: str
     event: EventKind
     frame: msgspec.Raw
+    full_frame: msgspec.Raw | None = None
 
 
 def event_frame(event_json: bytes) -> bytes:

@@ -16,7 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from src import keys
-from src.access import Principal, can_see, ensure_visible
+from src.access import Principal, can_see, ensure_visible, sees_tracebacks
 from src.errors import NotFound
 from src.events.envelope import Envelope, decode_envelope
 from src.events.protocol import ErrorCode, error_frame, snapshot_frame
@@ -166,15 +166,16 @@ class Hub:
     def dispatch(self, raw: bytes) -> None:
         """Deliver one published event to every client subscribed to it, once each."""
         envelope = decode_envelope(raw)
-        frame = bytes(envelope.frame).decode()
+        public = bytes(envelope.frame).decode()
+        full = public if envelope.full_frame is None else bytes(envelope.full_frame).decode()
         sent = set(self._by_task.get(envelope.task_id, ()))
         for client in list(sent):
-            self._deliver(client, envelope, frame)
+            self._deliver(client, envelope, full if sees_tracebacks(client.principal) else public)
         groups = (("type", envelope.task_type), ("owner", envelope.owner), ALL)
         for client in _members(self._by_group.get(group, ()) for group in groups):
             if client not in sent and can_see(client.principal, envelope.owner, envelope.task_type):
                 sent.add(client)
-                client.send(frame)
+                client.send(full if sees_tracebacks(client.principal) else public)
 
     async def _prime(
         self, client: Client, task_id: str, watch: TaskWatch, since: int | None, ack: str | None

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from redis.exceptions import RedisError
 
-from src.access import ensure_may_watch_all
+from src.access import ensure_may_watch_all, ensure_may_watch_type
 from src.errors import Forbidden, NotFound
 from src.events.hub import ALL, Client, Group, Hub
 from src.events.protocol import (
@@ -105,6 +105,7 @@ class Session:
         """The tasks a type, owner or all subscription covers; checks the caller may watch them."""
         principal = self._client.principal
         if target.type is not None:
+            ensure_may_watch_type(principal, target.type)
             return ("type", target.type)
         if target.owner is not None:
             if target.owner in (ME, principal.name):

@@ -9,6 +9,7 @@ from msgspec import UNSET, UnsetType
 
 from src.access import ensure_admin
 from src.routes.dependencies import Caller, TypesDep
+from src.routes.responses import SECURITY, errors
 from src.schemas import check_schema
 from src.task_types import (
     DEFAULT_MAX_ATTEMPTS,
@@ -51,24 +52,25 @@ class TaskTypeUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class TaskTypeController(Controller):
     path = "/api/task-types"
     tags = ("task types",)
+    security = SECURITY
 
-    @post("/", summary="Create a task type")
+    @post("/", summary="Create a task type", responses=errors(400, 403, 409, 413, 422))
     async def create(self, data: JSONBody[TaskTypeCreate], types: TypesDep, principal: Caller) -> TaskType:
         ensure_admin(principal, "create task types")
         check_schema(data.parameters_schema)
         return await types.create(msgspec.structs.asdict(data))
 
-    @get("/", summary="List task types, in id order")
+    @get("/", summary="List task types, in id order", responses=errors(400))
     async def list_types(
         self, types: TypesDep, include_inactive: Annotated[bool, QueryParameter()] = False
     ) -> list[TaskType]:
         return await types.all(include_inactive)
 
-    @get("/{ref:str}", summary="Read a task type by id or name")
+    @get("/{ref:str}", summary="Read a task type by id or name", responses=errors(404))
     async def read(self, ref: Ref, types: TypesDep) -> TaskType:
         return await types.get(ref)
 
-    @put("/{ref:str}", summary="Update some fields of a task type")
+    @put("/{ref:str}", summary="Update some fields of a task type", responses=errors(400, 403, 404, 413, 422))
     async def update(
         self, ref: Ref, data: JSONBody[TaskTypeUpdate], types: TypesDep, principal: Caller
     ) -> TaskType:
@@ -78,7 +80,7 @@ class TaskTypeController(Controller):
             check_schema(changes["parameters_schema"])
         return await types.update(ref, changes)
 
-    @delete("/{ref:str}", summary="Deactivate a task type (it still reads back)")
+    @delete("/{ref:str}", summary="Deactivate a task type (it still reads back)", responses=errors(403, 404))
     async def deactivate(self, ref: Ref, types: TypesDep, principal: Caller) -> None:
         ensure_admin(principal, "delete task types")
         await types.update(ref, {"is_active": False})

@@ -6,12 +6,14 @@ from urllib.parse import urlencode
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.datastructures import ResponseHeader
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 from msgspec import UNSET, UnsetType
 
 from src.errors import BadRequest
 from src.routes.celery_status import CeleryStatus, celery_status
 from src.routes.dependencies import ActionsDep, Caller
+from src.routes.responses import SECURITY, errors
 from src.task_store import TaskQuery
 from src.tasks import DEFAULT_PRIORITY, Event, Priority, Progress, Task, TaskStatus, task_path
 from src.transitions import Patch
@@ -48,11 +50,19 @@ class TaskUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     attempt: Annotated[int, msgspec.Meta(ge=1, description=ATTEMPT_HELP)] | UnsetType = UNSET
 
 
+SUBMIT_RESPONSES = {
+    200: ResponseSpec(Task, description="A repeat with the same Idempotency-Key: the first task."),
+    201: ResponseSpec(Task, description="A task of an external type, waiting to be claimed."),
+    **errors(400, 403, 404, 413, 422, 429),
+}
+
+
 class TaskController(Controller):
     path = "/api/tasks"
     tags = ("tasks",)
+    security = SECURITY
 
-    @post("/", summary="Submit a task", status_code=202)
+    @post("/", summary="Submit a task", status_code=202, responses=SUBMIT_RESPONSES)
     async def submit(
         self,
         data: JSONBody[TaskSubmission],
@@ -74,7 +84,7 @@ class TaskController(Controller):
         task = submitted.task
         return Response(task, status_code=status, headers={"Location": task_path(task.id)})
 
-    @get("/", summary="List tasks, newest first")
+    @get("/", summary="List tasks, newest first", responses=errors(400, 403))
     async def list_tasks(
         self,
         request: Request[Any, Any, Any],
@@ -87,34 +97,47 @@ class TaskController(Controller):
         limit: Limit = 100,
         cursor: Cursor = None,
     ) -> Response[list[Task]]:
-        query = TaskQuery(_statuses(status), task_type_id, owner, limit, _cursor(cursor))
-        page = await actions.page(principal, query, type_name)
+        query = TaskQuery(_statuses(status), owner=owner, limit=limit, cursor=_cursor(cursor))
+        page = await actions.page(principal, query, type_name, task_type_id)
         headers = {}
         if page.next_cursor is not None:
             params = {**request.query_params.dict(), "cursor": [str(page.next_cursor)]}
             headers["Link"] = f'<{request.url.path}?{urlencode(params, doseq=True)}>; rel="next"'
         return Response(page.tasks, headers=headers)
 
-    @get("/{task_id:str}", summary="Read a task")
+    @get("/{task_id:str}", summary="Read a task", responses=errors(404))
     async def read(self, task_id: FromPath[str], actions: ActionsDep, principal: Caller) -> Task:
         return await actions.get(principal, task_id)
 
-    @put("/{task_id:str}", summary="Update some fields of a task")
+    @put(
+        "/{task_id:str}",
+        summary="Update some fields of a task",
+        responses=errors(400, 403, 404, 409, 413, 422),
+    )
     async def update(
         self, task_id: FromPath[str], data: JSONBody[TaskUpdate], actions: ActionsDep, principal: Caller
     ) -> Task:
         fields = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not UNSET}
         return await actions.update(principal, task_id, Patch(**fields), set(fields))
 
-    @delete("/{task_id:str}", summary="Delete a task (a running one is cancelled first)")
+    @delete(
+        "/{task_id:str}",
+        summary="Delete a task (a running one is cancelled first)",
+        responses=errors(403, 404),
+    )
     async def remove(self, task_id: FromPath[str], actions: ActionsDep, principal: Caller) -> None:
         await actions.delete(principal, task_id)
 
-    @post("/{task_id:str}/cancel", summary="Cancel a task", status_code=200)
+    @post("/{task_id:str}/cancel", summary="Cancel a task", status_code=200, responses=errors(404, 409))
     async def cancel(self, task_id: FromPath[str], actions: ActionsDep, principal: Caller) -> Task:
         return await actions.cancel(principal, task_id)
 
-    @post("/{task_id:str}/retry", summary="Run a failed or cancelled task again", status_code=200)
+    @post(
+        "/{task_id:str}/retry",
+        summary="Run a failed or cancelled task again",
+        status_code=200,
+        responses=errors(400, 404, 409),
+    )
     async def retry(self, task_id: FromPath[str], actions: ActionsDep, principal: Caller) -> Task:
         return await actions.retry(principal, task_id)
 
@@ -125,6 +148,7 @@ class TaskController(Controller):
             f"At most JOBCAST_HISTORY_MAX events are kept per task, the newest; the `{HISTORY_LIMIT}` "
             "header says how many. A history whose first `seq` is above 1 lost its oldest events."
         ),
+        responses=errors(404),
         response_headers=[
             ResponseHeader(
                 name=HISTORY_LIMIT, description="Events kept per task, at most", documentation_only=True
@@ -137,7 +161,11 @@ class TaskController(Controller):
         history = await actions.events(principal, task_id)
         return Response(history, headers={HISTORY_LIMIT: str(actions.tasks.limits.history_max)})
 
-    @get("/{task_id:str}/status", summary="A task in the shape Celery-era polling clients read")
+    @get(
+        "/{task_id:str}/status",
+        summary="A task in the shape Celery-era polling clients read",
+        responses=errors(404),
+    )
     async def status(self, task_id: FromPath[str], actions: ActionsDep, principal: Caller) -> CeleryStatus:
         return celery_status(await actions.get(principal, task_id))
 

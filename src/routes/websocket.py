@@ -5,17 +5,22 @@ import asyncio
 import contextlib
 import logging
 import re
+from collections.abc import AsyncIterator
 from typing import Any
 
 from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 from litestar.params import FromPath
+from redis.exceptions import RedisError
 
-from src.events.hub import NORMAL, Client
+from src.access import Principal
+from src.authentication import allowed_origin
+from src.events.hub import NORMAL, TRY_AGAIN, Client
 from src.events.protocol import ErrorCode, Subscribe, error_frame
 from src.events.session import Session
-from src.routes.dependencies import Caller, HubDep, SettingsDep, TypesDep
-from src.settings import Settings
+from src.quotas import ConnectionSlots
+from src.routes.dependencies import Caller, HubDep, ServicesDep, TypesDep
+from src.services import Services
 
 POLICY_VIOLATION = 1008
 TOO_BIG = 1009
@@ -25,44 +30,85 @@ INTERNAL_ERROR = 1011
 CLOSE_WAIT_S = 30.0
 log = logging.getLogger(__name__)
 Socket = WebSocket[Any, Any, Any]
+FirstTask = tuple[str, str | None]  # /ws/tasks/{id}: the task id and `since`
 
 
-@websocket("/ws")
+@websocket("/ws", guards=[allowed_origin])
 async def events_socket(
-    socket: Socket, hub: HubDep, types: TypesDep, principal: Caller, settings: SettingsDep
+    socket: Socket, hub: HubDep, types: TypesDep, principal: Caller, services: ServicesDep
 ) -> None:
     """Subscribe and unsubscribe with JSON ops; receive snapshots and events."""
+    settings = services.settings
     client = Client(principal, settings.ws_buffer)
-    await _serve(socket, client, Session(hub, types, client, settings.ws_max_subscriptions), settings)
+    await _serve(socket, client, Session(hub, types, client, settings.ws_max_subscriptions), services)
 
 
-@websocket("/ws/tasks/{task_id:str}")
+@websocket("/ws/tasks/{task_id:str}", guards=[allowed_origin])
 async def task_socket(
     socket: Socket,
     task_id: FromPath[str],
     hub: HubDep,
     types: TypesDep,
     principal: Caller,
-    settings: SettingsDep,
+    services: ServicesDep,
 ) -> None:
     """One task at once (`?since=N` to resume); closed with 1000 after its final event."""
+    settings = services.settings
     client = Client(principal, settings.ws_buffer, close_on_final=True)
     session = Session(hub, types, client, settings.ws_max_subscriptions)
     since = socket.query_params.get("since")
-    await _serve(socket, client, session, settings, first=(task_id, since))
+    await _serve(socket, client, session, services, first=(task_id, since))
 
 
 async def _serve(
     socket: Socket,
     client: Client,
     session: Session,
-    settings: Settings,
-    first: tuple[str, str | None] | None = None,
+    services: Services,
+    first: FirstTask | None = None,
 ) -> None:
-    await socket.accept()
+    async with _connection_slot(services.connections, client.principal) as refusal:
+        await socket.accept()
+        if refusal is not None:
+            await socket.close(*refusal)
+            return
+        await _converse(socket, client, session, services.settings.ws_max_frame_bytes, first)
+
+
+@contextlib.asynccontextmanager
+async def _connection_slot(
+    slots: ConnectionSlots | None, principal: Principal
+) -> AsyncIterator[tuple[int, str] | None]:
+    """Hold one of the principal's connection slots while the socket is open; without one,
+    yield the close code and reason to refuse it with."""
+    if slots is None:
+        yield None
+        return
+    try:
+        slot = await slots.take(principal.name)
+    except RedisError as error:
+        log.warning("could not count connections: %s", error)
+        yield TRY_AGAIN, "the task store is unavailable; retry"
+        return
+    if slot is None:
+        yield POLICY_VIOLATION, f"at most {slots.limit} open connections per principal"
+        return
+    try:
+        yield None
+    finally:
+        await slots.give_back(slot)
+
+
+async def _converse(
+    socket: Socket,
+    client: Client,
+    session: Session,
+    max_frame_bytes: int,
+    first: tuple[str, str | None] | None,
+) -> None:
     session.attach()
     sender = asyncio.create_task(_send_all(socket, client))
-    receiver = asyncio.create_task(_receive_all(socket, client, session, settings.ws_max_frame_bytes))
+    receiver = asyncio.create_task(_receive_all(socket, client, session, max_frame_bytes))
     closed = asyncio.create_task(client.closed.wait())
     try:
         if first is not None:
