@@ -19,7 +19,6 @@ log = logging.getLogger(__name__)
 # An instance that dies without closing its sockets frees their slots this long after its
 # last refresh; a live instance refreshes three times within it.
 SLOT_TTL_MS = 30_000
-SLOT_REFRESH_S = SLOT_TTL_MS / 1000 / 3
 RATE_WINDOW_S = 1
 
 # Slots are scored by when they expire, on Redis's clock, so instances need not agree on time.
@@ -46,8 +45,9 @@ return #KEYS
 class ConnectionSlots:
     """At most `limit` open WebSockets per principal, over all API instances."""
 
-    def __init__(self, redis: Redis, limit: int) -> None:
+    def __init__(self, redis: Redis, limit: int, ttl_ms: int = SLOT_TTL_MS) -> None:
         self.limit = limit
+        self._ttl_ms = ttl_ms
         self._redis = redis
         self._take = redis.register_script(TAKE_SLOT)
         self._refresh = redis.register_script(REFRESH_SLOTS)
@@ -60,7 +60,7 @@ class ConnectionSlots:
         self._count += 1
         slot = f"{self._instance}:{self._count}"
         key = keys.connection_slots(principal_name)
-        if not await self._take(keys=[key], args=[self.limit, SLOT_TTL_MS, slot]):
+        if not await self._take(keys=[key], args=[self.limit, self._ttl_ms, slot]):
             return None
         self._held[slot] = key
         return slot
@@ -78,12 +78,12 @@ class ConnectionSlots:
     async def refresh_forever(self) -> None:
         """Keep this instance's slots alive while their connections are open."""
         while True:
-            await asyncio.sleep(SLOT_REFRESH_S)
+            await asyncio.sleep(self._ttl_ms / 1000 / 3)
             held = dict(self._held)
             if not held:
                 continue
             try:
-                await self._refresh(keys=list(held.values()), args=[SLOT_TTL_MS, *held])
+                await self._refresh(keys=list(held.values()), args=[self._ttl_ms, *held])
             except RedisError as error:
                 log.warning("could not refresh connection slots: %s", error)
 
