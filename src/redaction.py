@@ -1,8 +1,10 @@
 """Secrets never reach a log line: tokens in query strings, Authorization values and anything
-shaped like a jobcast token are masked after the message is formatted."""
+shaped like a jobcast token are masked in every record as it is made, so no handler or
+formatter configured later (uvicorn's, Litestar's) can write them out."""
 
 import logging
 import re
+from typing import Any
 
 from src.tokens import TOKEN_PREFIX
 
@@ -17,22 +19,18 @@ def redact(text: str) -> str:
     return SECRETS.sub(lambda match: (match.group("keep") or TOKEN_PREFIX) + MASK, text)
 
 
-class RedactSecrets(logging.Filter):
-    """Installed on the log handlers, so it sees every library's records too."""
+def redact_logs() -> None:
+    """From now on, every log record of this process is made with its secrets masked."""
+    make_record = logging.getLogRecordFactory()
 
-    def filter(self, record: logging.LogRecord) -> bool:
+    def make_redacted_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make_record(*args, **kwargs)
         message = record.getMessage()
         cleaned = redact(message)
         if cleaned != message:
             record.msg, record.args = cleaned, None
-        if record.exc_info and not record.exc_text:
+        if record.exc_info and record.exc_info[0] is not None:
             record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
-        elif record.exc_text:
-            record.exc_text = redact(record.exc_text)
-        return True
+        return record
 
-
-def redact_logs() -> None:
-    """Mask secrets on every handler of the root logger."""
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RedactSecrets())
+    logging.setLogRecordFactory(make_redacted_record)

@@ -11,7 +11,7 @@ import msgspec
 from arq.jobs import serialize_job
 
 from src import keys
-from src.events.envelope import Envelope, encode_envelope, event_frame
+from src.events.envelope import NO_FRAME, Envelope, encode_envelope, event_frame
 from src.tasks import ACTIVE, TERMINAL, Event, EventKind, Task, TaskStatus
 
 ARQ_FUNCTION = "jobcast.run"
@@ -197,7 +197,7 @@ def _record_and_event(task: Task, event: Event, limits: Limits) -> list[Command]
 
 def _publish(task: Task, event: Event) -> Command:
     frame = msgspec.Raw(event_frame(encode(event)))
-    full_frame = None
+    full_frame = NO_FRAME
     if event.traceback is not msgspec.UNSET:
         full_frame = frame
         frame = msgspec.Raw(event_frame(encode(msgspec.structs.replace(event, traceback=msgspec.UNSET))))

@@ -7,7 +7,10 @@ from src.tasks import EventKind
 EVENT_FRAME_PREFIX = b'{"type":"event",'
 
 
-class Envelope(msgspec.Struct, frozen=True):
+NO_FRAME = msgspec.Raw(b"null")  # msgspec.Raw cannot be optional: JSON null stands for none
+
+
+class Envelope(msgspec.Struct, frozen=True, omit_defaults=True):
     """One published event. `frame` is forwarded to clients byte for byte; an event that
     carries a traceback has it only in `full_frame`, for those who may read it."""
 
@@ -17,7 +20,7 @@ class Envelope(msgspec.Struct, frozen=True):
     owner: str
     event: EventKind
     frame: msgspec.Raw
-    full_frame: msgspec.Raw | None = None
+    full_frame: msgspec.Raw = NO_FRAME
 
 
 def event_frame(event_json: bytes) -> bytes:

@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
+import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -18,7 +19,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from src import keys
 from src.access import Principal, can_see, ensure_visible, sees_tracebacks
 from src.errors import NotFound
-from src.events.envelope import Envelope, decode_envelope
+from src.events.envelope import NO_FRAME, Envelope, decode_envelope
 from src.events.protocol import ErrorCode, error_frame, snapshot_frame
 from src.task_store import TaskStore
 from src.tasks import FINAL_EVENTS, TERMINAL, EventKind
@@ -165,9 +166,13 @@ class Hub:
 
     def dispatch(self, raw: bytes) -> None:
         """Deliver one published event to every client subscribed to it, once each."""
-        envelope = decode_envelope(raw)
+        try:
+            envelope = decode_envelope(raw)
+        except msgspec.DecodeError:  # not ours: anyone who can reach Redis can publish
+            log.error("ignored a malformed message on %s", keys.EVENTS_CHANNEL)
+            return
         public = bytes(envelope.frame).decode()
-        full = public if envelope.full_frame is None else bytes(envelope.full_frame).decode()
+        full = public if envelope.full_frame == NO_FRAME else bytes(envelope.full_frame).decode()
         sent = set(self._by_task.get(envelope.task_id, ()))
         for client in list(sent):
             self._deliver(client, envelope, full if sees_tracebacks(client.principal) else public)
@@ -236,7 +241,7 @@ class Hub:
                 if message["type"] == "message" and events:
                     self.dispatch(message["data"])
                 elif message["type"] == "message":
-                    self.revoke(message["data"].decode())
+                    self.revoke(message["data"].decode(errors="replace"))
                 elif message["type"] == "subscribe" and events:
                     # Also after redis-py reconnected on its own: events may have been missed.
                     self.subscribed.set()
