@@ -1,6 +1,7 @@
 """The API: `create_app(settings)` builds the Litestar app; its lifespan owns every connection."""
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,6 +18,7 @@ from src import errors
 from src.authentication import token_authentication
 from src.routes.dependencies import DEPENDENCIES
 from src.routes.health import live, ready
+from src.routes.query import query_names, refuse_unknown_query
 from src.routes.responses import BEARER, ErrorBody
 from src.routes.task_types import TaskTypeController
 from src.routes.tasks import TaskController
@@ -25,6 +27,7 @@ from src.services import open_services
 from src.settings import Settings
 
 VERSION = "0.1.0"
+log = logging.getLogger(__name__)
 RETRY_AFTER_S = 1
 
 STATUS_CODES: dict[type[errors.JobcastError], int] = {
@@ -51,7 +54,7 @@ def server_options(settings: Settings) -> dict[str, Any]:
 
 
 def create_app(settings: Settings) -> Litestar:
-    return Litestar(
+    app = Litestar(
         route_handlers=[TaskTypeController, TaskController, events_socket, task_socket, live, ready],
         dependencies=DEPENDENCIES,
         lifespan=[_services_lifespan],
@@ -63,7 +66,9 @@ def create_app(settings: Settings) -> Litestar:
             ResponseError: _redis_refused,
             NotFoundException: _no_such_route,
             RecursionError: _too_deep,
+            500: _internal_error,
         },
+        logging_config=None,  # logging is the process's to configure (cli.py), not the app's
         middleware=[token_authentication()] if settings.auth else [],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
@@ -72,7 +77,10 @@ def create_app(settings: Settings) -> Litestar:
             path="/schema",
             components=Components(security_schemes={BEARER: SecurityScheme(type="http", scheme="bearer")}),
         ),
+        before_request=refuse_unknown_query,
     )
+    app.state.query_names = query_names(app)
+    return app
 
 
 @contextlib.asynccontextmanager
@@ -112,6 +120,12 @@ def _redis_refused(_: Request[Any, Any, Any], error: ResponseError) -> Response[
     if str(error).startswith(REFUSALS):
         detail = f"the task store refuses writes for now ({str(error).split(' ', 1)[0]}); retry shortly"
         return _error(503, detail, headers={"Retry-After": str(RETRY_AFTER_S)})
+    return _error(500, "Internal Server Error")
+
+
+def _internal_error(request: Request[Any, Any, Any], error: Exception) -> Response[ErrorBody]:
+    # A bug: the caller learns nothing of it, the log everything.
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
     return _error(500, "Internal Server Error")
 
 

@@ -41,4 +41,4 @@ class TaskType(msgspec.Struct, kw_only=True):
 
 def type_id_or_name(ref: str) -> int | str:
     """A path's task-type reference: names start with a letter, so digits mean an id."""
-    return int(ref) if ref.isdigit() else ref
+    return int(ref) if ref.isascii() and ref.isdigit() else ref  # "²".isdigit(), yet int("²") fails

@@ -435,7 +435,7 @@ async def test_paging_keeps_the_filters(http: httpx.AsyncClient) -> None:
     assert seen == wanted[::-1]
 
 
-@pytest.mark.parametrize("cursor", ["abc", "-1", "1.5", ""])
+@pytest.mark.parametrize("cursor", ["abc", "-1", "1.5", "", "²", "٣"])
 async def test_malformed_cursor_is_400(http: httpx.AsyncClient, cursor: str) -> None:
     assert_error(await http.get("/api/tasks", params={"cursor": cursor}), 400)
 

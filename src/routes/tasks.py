@@ -183,6 +183,6 @@ def _statuses(raw: str | None) -> list[TaskStatus]:
 def _cursor(raw: str | None) -> int | None:
     if raw is None:
         return None
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):
         raise BadRequest("cursor is not valid: take it from the Link header of the previous page")
     return int(raw)
