@@ -928,3 +928,18 @@ async def test_events_say_how_many_are_kept(http: httpx.AsyncClient, settings: S
     task = await new_task(http)
     response = await http.get(task["events_url"])
     assert response.headers["Jobcast-History-Limit"] == str(settings.history_max)
+
+
+@pytest.mark.parametrize(
+    ("path", "words"),
+    [
+        ("/api/tasks?stauts=running", "unknown query parameter 'stauts'"),
+        ("/api/tasks?status=running&status=pending", "'status' is given more than once"),
+        ("/api/task-types?inactive=true", "unknown query parameter 'inactive'"),
+        ("/health/live?verbose=1", "it takes none"),
+    ],
+)
+async def test_unknown_or_repeated_query_parameters_are_400(
+    http: httpx.AsyncClient, path: str, words: str
+) -> None:
+    assert_error(await http.get(path), 400, words)

@@ -97,8 +97,14 @@ def _explain(text: str, error: msgspec.ValidationError) -> ProtocolError:
     op = frame["op"]
     if not isinstance(op, str) or op not in OP_NAMES:
         known = ", ".join(sorted(OP_NAMES))
-        return ProtocolError(ErrorCode.UNKNOWN_OP, f"unknown op {op!r}: use one of {known}")
+        return ProtocolError(ErrorCode.UNKNOWN_OP, f"unknown op {_shown(op)}: use one of {known}")
     return ProtocolError(ErrorCode.INVALID_FRAME, f"invalid {op} frame: {error}")
+
+
+def _shown(value: Any, max_chars: int = 60) -> str:
+    """A client's value quoted back to it, cut short: an answer never echoes a whole frame."""
+    text = repr(value)
+    return text if len(text) <= max_chars else text[: max_chars - 3] + "..."
 
 
 def target_keys(target: Target) -> dict[str, Any]:
