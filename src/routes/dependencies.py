@@ -9,7 +9,6 @@ from litestar.types import Scope
 from src.access import ANONYMOUS, Principal
 from src.events.hub import Hub
 from src.services import Services
-from src.settings import Settings
 from src.task_actions import TaskActions
 from src.type_store import TypeStore
 
@@ -37,17 +36,12 @@ def provide_hub(state: State) -> Hub:
     return provide_services(state).hub
 
 
-def provide_settings(state: State) -> Settings:
-    return provide_services(state).settings
-
-
 DEPENDENCIES: dict[str, Any] = {
     "principal": Provide(provide_principal, sync_to_thread=False),
     "services": Provide(provide_services, sync_to_thread=False),
     "actions": Provide(provide_actions, sync_to_thread=False),
     "types": Provide(provide_types, sync_to_thread=False),
     "hub": Provide(provide_hub, sync_to_thread=False),
-    "settings": Provide(provide_settings, sync_to_thread=False),
 }
 
 Caller = NamedDependency[Principal]
@@ -55,4 +49,3 @@ ServicesDep = NamedDependency[Services]
 ActionsDep = NamedDependency[TaskActions]
 TypesDep = NamedDependency[TypeStore]
 HubDep = NamedDependency[Hub]
-SettingsDep = NamedDependency[Settings]

@@ -15,14 +15,13 @@ from redis.exceptions import RedisError
 
 from src.access import Principal
 from src.authentication import allowed_origin
-from src.events.hub import NORMAL, TRY_AGAIN, Client
+from src.events.hub import NORMAL, POLICY_VIOLATION, TRY_AGAIN, Client
 from src.events.protocol import ErrorCode, Subscribe, error_frame
 from src.events.session import Session
 from src.quotas import ConnectionSlots
-from src.routes.dependencies import Caller, HubDep, ServicesDep, TypesDep
+from src.routes.dependencies import Caller, ServicesDep
 from src.services import Services
 
-POLICY_VIOLATION = 1008
 TOO_BIG = 1009
 INTERNAL_ERROR = 1011
 # A client closed for being slow has a full socket: its close frame goes out only once it reads
@@ -34,39 +33,22 @@ FirstTask = tuple[str, str | None]  # /ws/tasks/{id}: the task id and `since`
 
 
 @websocket("/ws", guards=[allowed_origin])
-async def events_socket(
-    socket: Socket, hub: HubDep, types: TypesDep, principal: Caller, services: ServicesDep
-) -> None:
+async def events_socket(socket: Socket, principal: Caller, services: ServicesDep) -> None:
     """Subscribe and unsubscribe with JSON ops; receive snapshots and events."""
-    settings = services.settings
-    client = Client(principal, settings.ws_buffer)
-    await _serve(socket, client, Session(hub, types, client, settings.ws_max_subscriptions), services)
+    await _serve(socket, Client(principal, services.settings.ws_buffer), services)
 
 
 @websocket("/ws/tasks/{task_id:str}", guards=[allowed_origin])
 async def task_socket(
-    socket: Socket,
-    task_id: FromPath[str],
-    hub: HubDep,
-    types: TypesDep,
-    principal: Caller,
-    services: ServicesDep,
+    socket: Socket, task_id: FromPath[str], principal: Caller, services: ServicesDep
 ) -> None:
     """One task at once (`?since=N` to resume); closed with 1000 after its final event."""
-    settings = services.settings
-    client = Client(principal, settings.ws_buffer, close_on_final=True)
-    session = Session(hub, types, client, settings.ws_max_subscriptions)
-    since = socket.query_params.get("since")
-    await _serve(socket, client, session, services, first=(task_id, since))
+    client = Client(principal, services.settings.ws_buffer, close_on_final=True)
+    await _serve(socket, client, services, first=(task_id, socket.query_params.get("since")))
 
 
-async def _serve(
-    socket: Socket,
-    client: Client,
-    session: Session,
-    services: Services,
-    first: FirstTask | None = None,
-) -> None:
+async def _serve(socket: Socket, client: Client, services: Services, first: FirstTask | None = None) -> None:
+    session = Session(services.hub, services.types, client, services.settings.ws_max_subscriptions)
     async with _connection_slot(services.connections, client.principal) as refusal:
         await socket.accept()
         if refusal is not None:
@@ -104,7 +86,7 @@ async def _converse(
     client: Client,
     session: Session,
     max_frame_bytes: int,
-    first: tuple[str, str | None] | None,
+    first: FirstTask | None,
 ) -> None:
     session.attach()
     sender = asyncio.create_task(_send_all(socket, client))
