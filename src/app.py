@@ -29,6 +29,7 @@ from src.settings import Settings
 VERSION = "0.1.0"
 log = logging.getLogger(__name__)
 RETRY_AFTER_S = 1
+KEEP_ALIVE_S = 75
 
 STATUS_CODES: dict[type[errors.JobcastError], int] = {
     errors.BadRequest: 400,
@@ -45,8 +46,11 @@ STATUS_CODES: dict[type[errors.JobcastError], int] = {
 
 
 def server_options(settings: Settings) -> dict[str, Any]:
-    """uvicorn's options for this app: the WebSocket frame bound, and pings that find dead peers."""
+    """uvicorn's options for this app: the WebSocket frame bound, pings that find dead peers, and
+    idle keep-alive connections held longer than a client or load balancer holds them (60 s is
+    common): a server that closes first races the client's next request on that connection."""
     return {
+        "timeout_keep_alive": KEEP_ALIVE_S,
         "ws_max_size": settings.ws_max_frame_bytes,
         "ws_ping_interval": settings.ws_ping_s,
         "ws_ping_timeout": settings.ws_ping_timeout_s,
