@@ -16,6 +16,7 @@ from src import errors
 from src.authentication import token_authentication
 from src.routes.dependencies import DEPENDENCIES
 from src.routes.health import live, ready
+from src.routes.operations import OPS
 from src.routes.task_types import TaskTypeController
 from src.routes.tasks import TaskController
 from src.routes.websocket import events_socket, task_socket
@@ -40,7 +41,7 @@ STATUS_CODES: dict[type[errors.JobcastError], int] = {
 
 def create_app(settings: Settings) -> Litestar:
     return Litestar(
-        route_handlers=[TaskTypeController, TaskController, events_socket, task_socket, live, ready],
+        route_handlers=[TaskTypeController, TaskController, events_socket, task_socket, live, ready, *OPS],
         dependencies=DEPENDENCIES,
         lifespan=[_services_lifespan],
         state=State({"settings": settings}),

@@ -1,5 +1,6 @@
 """Who is calling: a Bearer token (or, for browsers' WebSockets, `?token=`) becomes the
-connection's Principal (CONTRACT.md §5). Health checks and the API document need none."""
+connection's Principal (CONTRACT.md §5). Health checks, the API document, metrics and the
+dashboard's own files need none."""
 
 from typing import Any
 
@@ -12,6 +13,7 @@ from litestar.middleware.base import DefineMiddleware
 from src.tokens import TokenStore
 
 OPEN_PATHS = ["^/health/", "^/schema"]
+OPEN_PATHS += ["^/$", "^/dashboard/", "^/metrics$"]  # the page, its assets, Prometheus' scrapes
 CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 

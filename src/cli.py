@@ -8,11 +8,11 @@ from collections.abc import Sequence
 
 import msgspec
 
+from src.logs import configure_logging
 from src.settings import Settings, SettingsError
 from src.token_cli import add_token_commands
 
 DEMO_MODULE = "src.workers.demo"
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -21,7 +21,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         settings = Settings.from_env(os.environ)
     except SettingsError as error:
         sys.exit(f"jobcast: {error}")
-    logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
+    configure_logging(settings.log_level)
     args.run(settings, args)
 
 
@@ -80,6 +80,7 @@ def _api(settings: Settings, args: argparse.Namespace) -> None:
         port=settings.port,
         ws_max_size=settings.ws_max_frame_bytes,
         log_level=settings.log_level.lower(),
+        log_config=None,  # uvicorn's loggers go through jobcast's JSON handler
     )
 
 

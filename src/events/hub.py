@@ -18,6 +18,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from src import keys
 from src.access import Principal, can_see, ensure_visible
 from src.errors import NotFound
+from src.events.counters import HubCounters
 from src.events.envelope import Envelope, decode_envelope
 from src.events.protocol import ErrorCode, error_frame, snapshot_frame
 from src.task_store import TaskStore
@@ -100,6 +101,12 @@ class Hub:
         self._reader: asyncio.Task[None] | None = None
         self._resyncs: set[asyncio.Task[None]] = set()
         self.subscribed = asyncio.Event()
+        self.counters = HubCounters()
+
+    @property
+    def connections(self) -> int:
+        """WebSocket connections open on this process."""
+        return sum(len(clients) for clients in self._by_principal.values())
 
     async def start(self, wait_s: float) -> None:
         """Start reading the events channel; wait up to `wait_s` for the first subscription."""
@@ -157,6 +164,8 @@ class Hub:
 
     def detach(self, client: Client) -> None:
         """Forget a client that went away."""
+        if client.close_code == TRY_AGAIN:
+            self.counters.slow_client_closes += 1
         _discard_member(self._by_principal, client.principal.name, client)
         for task_id, watch in list(client.tasks.items()):
             self._drop_watch(client, task_id, watch)
@@ -167,6 +176,7 @@ class Hub:
         """Deliver one published event to every client subscribed to it, once each."""
         envelope = decode_envelope(raw)
         frame = bytes(envelope.frame).decode()
+        self.counters.events_received += 1
         sent = set(self._by_task.get(envelope.task_id, ()))
         for client in list(sent):
             self._deliver(client, envelope, frame)
@@ -175,6 +185,7 @@ class Hub:
             if client not in sent and can_see(client.principal, envelope.owner, envelope.task_type):
                 sent.add(client)
                 client.send(frame)
+                self.counters.events_delivered += 1
 
     async def _prime(
         self, client: Client, task_id: str, watch: TaskWatch, since: int | None, ack: str | None
@@ -204,6 +215,7 @@ class Hub:
             return  # already in the snapshot, or already sent
         watch.last_seq = envelope.seq
         client.send(frame)
+        self.counters.events_delivered += 1
         if client.close_on_final and envelope.event in FINAL_EVENTS:
             client.end()
         elif envelope.event is EventKind.DELETED:
