@@ -1,0 +1,170 @@
+"""The dashboard in real headless Chromium: tasks move on the page as their workers report,
+without a reload; the form, the buttons and the reconnect behave as an operator expects."""
+
+import re
+from typing import Any
+
+import httpx
+from playwright.async_api import Locator, Page, expect
+
+from tests.conftest import ServedApp
+from tests.processes import JobcastProcess
+
+
+async def open_dashboard(page: Page, base_url: str) -> None:
+    """Load the page and wait until its WebSocket is live; mark the window to prove no reload."""
+    await page.goto(base_url + "/")
+    await expect(page.locator("#connection")).to_have_text("live")
+    await page.evaluate("window.loadedOnce = true")
+
+
+async def assert_not_reloaded(page: Page) -> None:
+    assert await page.evaluate("window.loadedOnce === true")
+
+
+def row(page: Page, task_id: str) -> Locator:
+    return page.locator(f'tr[data-task-id="{task_id}"]')
+
+
+async def submit(http: httpx.AsyncClient, task_type: str, **parameters: Any) -> dict[str, Any]:
+    response = await http.post("/api/tasks", json={"type": task_type, "parameters": parameters})
+    assert response.status_code in (201, 202), response.text
+    task: dict[str, Any] = response.json()
+    return task
+
+
+async def test_a_task_submitted_from_the_form_reaches_100_percent_and_completed_without_a_reload(
+    app: ServedApp, http: httpx.AsyncClient, worker: JobcastProcess, page: Page
+) -> None:
+    await open_dashboard(page, app.http_url)
+    await page.select_option("#submit-type", "demo.sleep")
+    await page.fill('[data-path="/parameters/seconds"]', "3")
+    await page.fill('[data-path="/parameters/steps"]', "5")
+    await page.click("#submit-form button[type=submit]")
+    result = page.locator("#submit-result")
+    await expect(result).to_have_text(re.compile(r"^submitted \S+$"))
+    task_id = str(await result.text_content()).split()[-1]
+    line = row(page, task_id)
+    await expect(line.locator(".percent")).to_have_text(re.compile(r"^(20|40|60|80)%$"))
+    await expect(line.locator("span.status")).to_have_text("running")
+    await expect(line.locator(".percent")).to_have_text("100%")
+    await expect(line.locator("span.status")).to_have_text("completed")
+    await expect(page.locator("#panel-status")).to_have_text("completed")
+    await expect(page.locator("#panel-outcome")).to_contain_text('"slept": 3')
+    await expect(page.locator("#panel-timeline li")).to_have_count(
+        8
+    )  # created, started, 5 progress, completed
+    stored = (await http.get(f"/api/tasks/{task_id}")).json()
+    assert stored["status"] == "completed"
+    assert stored["parameters"] == {"seconds": 3, "steps": 5}
+    await assert_not_reloaded(page)
+
+
+async def test_a_task_submitted_over_http_appears_on_an_open_page_and_finishes_there(
+    app: ServedApp, http: httpx.AsyncClient, worker: JobcastProcess, page: Page
+) -> None:
+    await open_dashboard(page, app.http_url)
+    await expect(page.locator("#workers-count")).to_have_text("1")
+    task = await submit(http, "demo.sleep", seconds=0.5, steps=2)
+    line = row(page, task["id"])
+    await expect(line.locator("td.type")).to_have_text("demo.sleep")
+    await expect(line.locator("td.owner")).to_have_text("anonymous")
+    await expect(line.locator("span.status")).to_have_text("completed")
+    completed = page.locator('.count[data-status="completed"] .count-value')
+    await expect(completed).to_have_text("1")
+    await assert_not_reloaded(page)
+
+
+async def test_cancel_from_the_page(
+    app: ServedApp, http: httpx.AsyncClient, worker: JobcastProcess, page: Page
+) -> None:
+    task = await submit(http, "demo.sleep", seconds=60, steps=60)
+    await open_dashboard(page, app.http_url)
+    line = row(page, task["id"])
+    await expect(line.locator("span.status")).to_have_text("running")
+    await line.click()
+    await expect(page.locator("#panel-id")).to_have_text(task["id"])
+    await expect(page.locator("#action-retry")).to_be_hidden()
+    await page.click("#action-cancel")
+    await expect(line.locator("span.status")).to_have_text("cancelled")
+    await expect(page.locator("#panel-status")).to_have_text("cancelled")
+    await expect(page.locator("#action-cancel")).to_be_hidden()
+    await expect(page.locator("#action-retry")).to_be_visible()
+    assert (await http.get(f"/api/tasks/{task['id']}")).json()["status"] == "cancelled"
+
+
+async def test_a_422_is_shown_next_to_the_field_it_names(
+    app: ServedApp, http: httpx.AsyncClient, worker: JobcastProcess, page: Page
+) -> None:
+    await open_dashboard(page, app.http_url)
+    await page.select_option("#submit-type", "demo.sleep")
+    await page.fill('[data-path="/parameters/seconds"]', "5000")
+    await page.fill('[data-path="/parameters/steps"]', "0")
+    await page.click("#submit-form button[type=submit]")
+    seconds_error = page.locator('[data-error-for="/parameters/seconds"]')
+    await expect(seconds_error).to_contain_text("3600")
+    await expect(page.locator('[data-error-for="/parameters/steps"]')).to_contain_text("minimum")
+    await expect(page.locator('[data-error-for="/parameters/fail_at_step"]')).to_have_text("")
+    await expect(page.locator("#submit-error")).to_contain_text("parameters_schema")
+    assert (await http.get("/api/tasks")).json() == []
+
+
+EXPORT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "title": {"type": "string", "description": "Printed on every page."},
+        "copies": {"type": "integer", "default": 2},
+        "scale": {"type": "number"},
+        "duplex": {"type": "boolean"},
+        "paper": {"enum": ["A4", "Letter"], "default": "A4"},
+        "margins": {
+            "type": "object",
+            "properties": {"top": {"type": "number"}, "unit": {"type": "string", "enum": ["mm", "in"]}},
+        },
+        "pages": {"type": "array", "items": {"type": "integer"}},
+        "extra": {"anyOf": [{"type": "object"}, {"type": "array"}]},
+    },
+    "required": ["title"],
+    "additionalProperties": False,
+}
+
+
+async def test_the_form_follows_the_types_schema(app: ServedApp, http: httpx.AsyncClient, page: Page) -> None:
+    response = await http.post(
+        "/api/task-types", json={"name": "exports.pdf", "parameters_schema": EXPORT_SCHEMA}
+    )
+    assert response.status_code == 201, response.text
+    await open_dashboard(page, app.http_url)
+    await page.select_option("#submit-type", "exports.pdf")
+    field = lambda path: page.locator(f'[data-path="/parameters/{path}"]')  # noqa: E731
+    await expect(field("copies")).to_have_value("2")
+    await page.click("#submit-form button[type=submit]")
+    await expect(page.locator('[data-error-for="/parameters/title"]')).to_have_text("this field is required")
+
+    await field("title").fill("Exam 12")
+    await field("copies").fill("3")
+    await field("scale").fill("1.5")
+    await field("duplex").check()
+    await field("paper").select_option(label="Letter")
+    await field("margins/top").fill("12.5")
+    await field("margins/unit").select_option(label="mm")
+    for index, value in enumerate(["4", "7"]):
+        await page.click("text=+ add")
+        await field(f"pages/{index}").fill(value)
+    await field("extra").fill('{"note": "front desk"}')
+    await page.click("#submit-form button[type=submit]")
+    result = page.locator("#submit-result")
+    await expect(result).to_have_text(re.compile(r"^submitted \S+$"))
+    await expect(page.locator('[data-error-for="/parameters/title"]')).to_have_text("")
+    task_id = str(await result.text_content()).split()[-1]
+    assert (await http.get(f"/api/tasks/{task_id}")).json()["parameters"] == {
+        "title": "Exam 12",
+        "copies": 3,
+        "scale": 1.5,
+        "duplex": True,
+        "paper": "Letter",
+        "margins": {"top": 12.5, "unit": "mm"},
+        "pages": [4, 7],
+        "extra": {"note": "front desk"},
+    }
+    await expect(row(page, task_id).locator("span.status")).to_have_text("pending")
