@@ -14,6 +14,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from src import errors
 from src.authentication import token_authentication
+from src.logs import framework_logging
 from src.routes.dependencies import DEPENDENCIES
 from src.routes.health import live, ready
 from src.routes.operations import OPS
@@ -56,6 +57,7 @@ def create_app(settings: Settings) -> Litestar:
         middleware=[token_authentication()] if settings.auth else [],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="jobcast", version=VERSION, path="/schema"),
+        logging_config=framework_logging(),
     )
 
 

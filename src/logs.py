@@ -4,11 +4,13 @@
 import contextlib
 import contextvars
 import logging
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+from litestar.logging.config import LoggingConfig
 
 TASK_FIELDS = ("task_id", "type", "attempt")
 
@@ -40,6 +42,20 @@ class TaskFields(logging.Filter):
         return True
 
 
+# Browsers pass their token in a WebSocket's query string, which servers log with the path.
+TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s\"']+")
+
+
+class RedactTokens(logging.Filter):
+    """Keeps `?token=...` out of every line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "token=" in message:
+            record.msg, record.args = TOKEN_IN_QUERY.sub(r"\1[redacted]", message), None
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
@@ -63,6 +79,17 @@ def configure_logging(level: str | int) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter())
     handler.addFilter(TaskFields())
+    handler.addFilter(RedactTokens())
     logging.basicConfig(
         level=level.upper() if isinstance(level, str) else level, handlers=[handler], force=True
+    )
+
+
+def framework_logging() -> LoggingConfig:
+    """The web framework logs through the root logger, as configured above, instead of setting
+    up its own handler and format; and an unhandled error in a handler is always logged."""
+    return LoggingConfig(
+        configure_root_logger=False,
+        loggers={"litestar": {"level": "INFO", "handlers": [], "propagate": True}},
+        log_exceptions="always",
     )

@@ -1,14 +1,23 @@
 """The dashboard in real headless Chromium: tasks move on the page as their workers report,
 without a reload; the form, the buttons and the reconnect behave as an operator expects."""
 
+import asyncio
 import re
+from pathlib import Path
 from typing import Any
 
 import httpx
 from playwright.async_api import Locator, Page, expect
+from redis.asyncio import Redis
 
+from src.redis_server import free_port
+from src.services import open_stores
+from src.settings import Settings
+from src.task_store import TaskStore
+from src.tasks import TERMINAL
+from src.transitions import RequestCancel
 from tests.conftest import ServedApp
-from tests.processes import JobcastProcess
+from tests.processes import JobcastProcess, start_api
 
 
 async def open_dashboard(page: Page, base_url: str) -> None:
@@ -168,3 +177,49 @@ async def test_the_form_follows_the_types_schema(app: ServedApp, http: httpx.Asy
         "extra": {"note": "front desk"},
     }
     await expect(row(page, task_id).locator("span.status")).to_have_text("pending")
+
+
+async def finished(tasks: TaskStore, task_ids: list[str], timeout_s: float) -> None:
+    """Wait until every task is final (a readiness poll: the page's API is down meanwhile)."""
+    async with asyncio.timeout(timeout_s):
+        while not all([(await tasks.get(task_id)).status in TERMINAL for task_id in task_ids]):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+
+
+async def test_the_page_survives_the_api_restarting_and_ends_showing_the_right_states(
+    settings: Settings, redis: Redis, worker: JobcastProcess, page: Page, tmp_path: Path
+) -> None:
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    api = await asyncio.to_thread(start_api, settings, tmp_path / "api.log", port)
+    try:
+        async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
+            await http.put("/api/task-types/demo.sleep", json={"max_attempts": 1})
+            await open_dashboard(page, base_url)
+            quick = await submit(http, "demo.sleep", seconds=3, steps=3)
+            failing = await submit(http, "demo.sleep", seconds=3, steps=3, fail_at_step=3)
+            endless = await submit(http, "demo.sleep", seconds=600, steps=600)
+        tasks = [quick["id"], failing["id"], endless["id"]]
+        for task_id in tasks:
+            await expect(row(page, task_id).locator("span.status")).to_have_text("running")
+        await row(page, endless["id"]).click()
+        await expect(page.locator("#panel-status")).to_have_text("running")
+
+        api.kill()
+        await expect(page.locator("#connection")).to_have_text("reconnecting…")
+        store = open_stores(settings, redis)[0]
+        await store.change(endless["id"], RequestCancel())  # while no API is there to tell the page
+        await finished(store, tasks, timeout_s=20)
+        api = await asyncio.to_thread(start_api, settings, tmp_path / "api-again.log", port)
+
+        await expect(page.locator("#connection")).to_have_text("live")
+        statuses = [(await store.get(task_id)).status for task_id in tasks]
+        assert statuses == ["completed", "failed", "cancelled"]
+        for task_id, status in zip(tasks, statuses, strict=True):
+            await expect(row(page, task_id).locator("span.status")).to_have_text(status)
+        await expect(row(page, quick["id"]).locator(".percent")).to_have_text("100%")
+        await expect(page.locator("#panel-status")).to_have_text("cancelled")
+        await expect(page.locator('.count[data-status="failed"] .count-value')).to_have_text("1")
+        await assert_not_reloaded(page)
+    finally:
+        api.stop()
