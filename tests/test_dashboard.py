@@ -16,6 +16,7 @@ from src.settings import Settings
 from src.task_store import TaskStore
 from src.tasks import TERMINAL
 from src.transitions import RequestCancel
+from tests.browser import ARTIFACTS
 from tests.conftest import ServedApp
 from tests.processes import JobcastProcess, start_api
 
@@ -76,8 +77,8 @@ async def test_a_task_submitted_over_http_appears_on_an_open_page_and_finishes_t
     await expect(page.locator("#workers-count")).to_have_text("1")
     task = await submit(http, "demo.sleep", seconds=0.5, steps=2)
     line = row(page, task["id"])
-    await expect(line.locator("td.type")).to_have_text("demo.sleep")
-    await expect(line.locator("td.owner")).to_have_text("anonymous")
+    await expect(line.locator("td.cell-type")).to_have_text("demo.sleep")
+    await expect(line.locator("td.cell-owner")).to_have_text("anonymous")
     await expect(line.locator("span.status")).to_have_text("completed")
     completed = page.locator('.count[data-status="completed"] .count-value')
     await expect(completed).to_have_text("1")
@@ -223,3 +224,63 @@ async def test_the_page_survives_the_api_restarting_and_ends_showing_the_right_s
         await assert_not_reloaded(page)
     finally:
         api.stop()
+
+
+async def put(http: httpx.AsyncClient, task_id: str, **fields: Any) -> None:
+    response = await http.put(f"/api/tasks/{task_id}", json=fields)
+    assert response.status_code == 200, response.text
+
+
+async def tasks_in_every_state(http: httpx.AsyncClient) -> dict[str, list[str]]:
+    """Worker-run demo tasks that complete, fail, run and get cancelled; an external type's
+    tasks that wait, run with progress and get cancelled. Returns ids by expected status."""
+    await http.put("/api/task-types/demo.sleep", json={"max_attempts": 1})
+    await http.post("/api/task-types", json={"name": "reports.export", "description": "Monthly PDF reports"})
+    ids: dict[str, list[str]] = {
+        status: [] for status in ("pending", "running", "completed", "failed", "cancelled")
+    }
+    for steps in (4, 8, 2):
+        ids["completed"].append((await submit(http, "demo.sleep", seconds=0.3, steps=steps))["id"])
+    for step in (2, 3):
+        ids["failed"].append(
+            (await submit(http, "demo.sleep", seconds=0.3, steps=4, fail_at_step=step))["id"]
+        )
+    doomed = await submit(http, "demo.sleep", seconds=600, steps=600)
+    ids["running"].append((await submit(http, "demo.sleep", seconds=900, steps=300))["id"])
+    for current, message in [(42, "page 42 of 100"), (73, "page 73 of 100")]:
+        task = await submit(http, "reports.export", month="2024-05")
+        await put(http, task["id"], status="running", attempt=1)
+        await put(
+            http, task["id"], progress={"current": current, "total": 100, "message": message}, attempt=1
+        )
+        ids["running"].append(task["id"])
+    waiting = await submit(http, "reports.export", month="2024-06")
+    assert (await http.post(f"/api/tasks/{waiting['id']}/cancel")).status_code == 200
+    ids["cancelled"] += [waiting["id"], doomed["id"]]
+    for month in ("2024-07", "2024-08"):
+        ids["pending"].append((await submit(http, "reports.export", month=month))["id"])
+    return ids
+
+
+async def test_screenshot_of_the_dashboard_with_tasks_in_every_state(
+    app: ServedApp, http: httpx.AsyncClient, worker: JobcastProcess, page: Page
+) -> None:
+    ids = await tasks_in_every_state(http)
+    await open_dashboard(page, app.http_url)
+    doomed = ids["cancelled"][-1]
+    await expect(row(page, doomed).locator("span.status")).to_have_text("running")
+    await row(page, doomed).click()
+    await expect(page.locator("#panel-id")).to_have_text(doomed)
+    await page.click("#action-cancel")
+    for status, task_ids in ids.items():
+        for task_id in task_ids:
+            await expect(row(page, task_id).locator("span.status")).to_have_text(status)
+        count = page.locator(f'.count[data-status="{status}"] .count-value')
+        await expect(count).to_have_text(str(len(task_ids)))
+    await row(page, ids["running"][1]).click()
+    await expect(page.locator("#panel-timeline li")).to_have_count(4)
+    await page.select_option("#submit-type", "demo.sleep")
+    await page.fill('[data-path="/parameters/seconds"]', "30")
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=ARTIFACTS / "dashboard.png", full_page=True)
+    assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000

@@ -52,8 +52,8 @@ export class TaskTable {
     if (!row) {
       const tr = el("tr");
       tr.dataset.taskId = id;
-      const cells = ["id", "type", "owner", "status", "progress", "age num", "duration num"];
-      for (const name of cells) tr.append(el("td", name));
+      const cells = ["id", "type", "owner", "status", "progress", "age", "duration"];
+      for (const name of cells) tr.append(el("td", `cell-${name}`));
       tr.children[3].append(el("span", "status"));
       tr.children[4].append(el("div", "progress"));
       row = { tr, shown: null };
