@@ -7,18 +7,24 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 from playwright.async_api import Locator, Page, expect
 from redis.asyncio import Redis
 
+from src.access import Role
 from src.redis_server import free_port
 from src.services import open_stores
 from src.settings import Settings
 from src.task_store import TaskStore
-from src.tasks import TERMINAL
-from src.transitions import RequestCancel
+from src.tasks import TERMINAL, Progress, new_task, utc_now
+from src.tokens import TokenStore
+from src.transitions import ReportProgress, RequestCancel, Start
+from tests.api import create_type
 from tests.browser import ARTIFACTS
 from tests.conftest import ServedApp
 from tests.processes import JobcastProcess, start_api
+
+PAGE_SIZE = 50  # rows the dashboard lists per page
 
 
 async def open_dashboard(page: Page, base_url: str) -> None:
@@ -284,3 +290,78 @@ async def test_screenshot_of_the_dashboard_with_tasks_in_every_state(
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=ARTIFACTS / "dashboard.png", full_page=True)
     assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000
+
+
+async def test_with_auth_on_the_page_asks_for_a_token_once_per_tab(
+    settings: Settings, redis: Redis, page: Page
+) -> None:
+    _, token = await TokenStore(redis).create("ops", Role.ADMIN, [])
+    secured = msgspec.structs.replace(settings, auth=True)
+    async with ServedApp(secured) as app, httpx.AsyncClient(base_url=app.http_url) as http:
+        http.headers["Authorization"] = f"Bearer {token}"
+        await create_type(http, "ext")
+        task = await submit(http, "ext")
+        await page.goto(app.http_url + "/")
+        await expect(page.locator("#token-dialog")).to_be_visible()
+        await expect(page.locator("#connection")).not_to_have_text("live")
+        await page.fill("#token-input", token)
+        await page.click("#token-form button[type=submit]")
+        await expect(page.locator("#connection")).to_have_text("live")
+        await expect(row(page, task["id"]).locator("span.status")).to_have_text("pending")
+        assert await page.evaluate("sessionStorage.getItem('jobcast.token')") == token
+        later = await submit(http, "ext")
+        await expect(row(page, later["id"]).locator("span.status")).to_have_text("pending")
+        await page.reload()
+        await expect(page.locator("#connection")).to_have_text("live")
+        await expect(page.locator("#token-dialog")).to_be_hidden()
+        await expect(page.locator('.count[data-status="pending"] .count-value')).to_have_text("2")
+
+
+STORE_SIZE = 10_000
+BURST_ROUNDS = 20  # progress reports for each of the 50 listed tasks: 1,000 events
+BURST_ROUND_S = 0.25  # 50 events every quarter second: 200 a second
+
+
+async def fill_the_store(store: TaskStore, type_id: int) -> list[str]:
+    """STORE_SIZE pending tasks of an external type, written straight to the store."""
+    ids: list[str] = []
+    for _ in range(STORE_SIZE // 250):
+        batch = [
+            new_task(task_type="ext", task_type_id=type_id, parameters={"n": len(ids) + i}, priority=100,
+                     metadata={}, owner="anonymous", max_attempts=3, at=utc_now())
+            for i in range(250)
+        ]  # fmt: skip
+        await asyncio.gather(*(store.create(t, e, queued=False, idempotency_key=None) for t, e in batch))
+        ids += [task.id for task, _ in batch]
+    return ids
+
+
+async def test_ten_thousand_tasks_and_200_events_a_second_keep_the_page_responsive(
+    app: ServedApp, http: httpx.AsyncClient, settings: Settings, redis: Redis, page: Page
+) -> None:
+    store = open_stores(settings, redis)[0]
+    ids = await fill_the_store(store, (await create_type(http, "ext"))["id"])
+    await open_dashboard(page, app.http_url)
+    await expect(page.locator("#task-rows tr")).to_have_count(PAGE_SIZE)
+    await expect(page.locator('.count[data-status="pending"] .count-value')).to_have_text(str(STORE_SIZE))
+    newest = ids[-PAGE_SIZE:]
+    await expect(page.locator("#task-rows tr").first).to_have_attribute("data-task-id", newest[-1])
+    await page.click("#page-older")
+    await expect(page.locator("#task-rows tr").first).to_have_attribute("data-task-id", ids[-PAGE_SIZE - 1])
+    await page.click("#page-newer")
+    await expect(page.locator("#task-rows tr").first).to_have_attribute("data-task-id", newest[-1])
+
+    await asyncio.gather(*(store.change(task_id, Start(1)) for task_id in newest))
+    for done in range(1, BURST_ROUNDS + 1):
+        progress = Progress(current=done, total=BURST_ROUNDS, message=f"round {done}")
+        await asyncio.gather(*(store.change(task_id, ReportProgress(1, progress)) for task_id in newest))
+        if done == BURST_ROUNDS // 2:  # mid-burst, the page still answers a click
+            await row(page, newest[0]).click()
+            await expect(page.locator("#panel-id")).to_have_text(newest[0])
+        await asyncio.sleep(BURST_ROUND_S)  # pacing the burst, not waiting for anything
+
+    for task_id in newest:
+        await expect(row(page, task_id).locator(".percent")).to_have_text("100%")
+    await expect(page.locator('.count[data-status="running"] .count-value')).to_have_text(str(PAGE_SIZE))
+    await expect(page.locator("#panel-timeline li")).to_have_count(2 + BURST_ROUNDS)
+    await assert_not_reloaded(page)

@@ -296,6 +296,7 @@ function askForToken(detail) {
     $("token-form").onsubmit = () => {
       setToken($("token-input").value.trim());
       $("token-input").value = "";
+      live.retryNow();
       resolve();
     };
     if (!dialog.open) dialog.showModal();

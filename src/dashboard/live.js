@@ -9,7 +9,15 @@ export class LiveSocket {
     this.onFrame = onFrame;
     this.onState = onState;
     this.socket = null;
+    this.retry = null;
     this.delayMs = MIN_DELAY_MS;
+  }
+
+  // Reconnect at once instead of at the end of the backoff (a token was just given).
+  retryNow() {
+    if (this.socket || !this.retry) return;
+    clearTimeout(this.retry);
+    this.connect();
   }
 
   start() {
@@ -28,6 +36,7 @@ export class LiveSocket {
     if (token) url.searchParams.set("token", token);
     const socket = new WebSocket(url);
     this.socket = socket;
+    this.retry = null;
     socket.onopen = () => {
       this.delayMs = MIN_DELAY_MS;
       this.onState("live");
@@ -38,7 +47,7 @@ export class LiveSocket {
       if (this.socket !== socket) return;
       this.socket = null;
       this.onState("reconnecting");
-      setTimeout(() => this.connect(), this.delayMs);
+      this.retry = setTimeout(() => this.connect(), this.delayMs);
       this.delayMs = Math.min(this.delayMs * 2, MAX_DELAY_MS);
     };
   }
