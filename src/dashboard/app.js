@@ -6,7 +6,8 @@ import { Listing } from "./listing.js";
 import { TaskTable } from "./table.js";
 import { TaskPanel } from "./panel.js";
 import { applyEvent, newer } from "./tasks.js";
-import { buildForm, clearErrors, readForm, showErrors } from "./form.js";
+import { SubmitForm } from "./submit.js";
+import { throttled } from "./throttle.js";
 import { renderCounts, renderThroughput, renderWorkers } from "./header.js";
 
 const $ = (id) => document.getElementById(id);
@@ -14,12 +15,17 @@ const RELOAD_GAP_MS = 1000; // the listed page is read again at most once a seco
 const STATS_GAP_MS = 1000;
 const STATS_EVERY_MS = 5000; // workers and the minute buckets move with time, not with events
 const TICK_MS = 1000; // ages and durations
+const QUIET_EVENTS = new Set(["task.progress", "task.updated"]); // they never change a status
 
-const state = { types: [], schemaShown: null, form: null, stats: null, workers: null, group: { all: true } };
+const state = { stats: null, workers: null, group: { all: true } };
 const listing = new Listing();
 const table = new TaskTable($("task-rows"), $("empty"), (taskId) => quietly(select(taskId)));
 const panel = new TaskPanel();
 const live = new LiveSocket({ tokenOf: token, onOpen: resubscribe, onFrame: receive, onState: showConnection });
+const submitForm = new SubmitForm((taskId) => {
+  scheduleReload();
+  return select(taskId);
+});
 
 // --- rendering: at most once per animation frame, whatever the rate of events ----------------
 let renderQueued = false;
@@ -49,33 +55,6 @@ function renderPager() {
   $("page-label").textContent = `page ${listing.page}`;
   $("page-newer").disabled = listing.page === 1;
   $("page-older").disabled = !listing.next;
-}
-
-// Runs `work` at most once per `gapMs`; a call while it runs makes it run once more after.
-function throttled(work, gapMs) {
-  let running = false;
-  let again = false;
-  let timer = null;
-  let last = 0;
-  const schedule = () => {
-    if (running) again = true;
-    else if (!timer) timer = setTimeout(run, Math.max(0, last + gapMs - Date.now()));
-  };
-  const run = async () => {
-    timer = null;
-    running = true;
-    again = false;
-    last = Date.now();
-    try {
-      await work();
-    } catch (error) {
-      console.warn(error);
-    } finally {
-      running = false;
-      if (again) schedule();
-    }
-  };
-  return schedule;
 }
 
 const scheduleReload = throttled(reloadPage, RELOAD_GAP_MS);
@@ -111,6 +90,14 @@ function reloadAll() {
   quietly(loadTypes());
 }
 
+async function loadTypes() {
+  const names = await submitForm.loadTypes();
+  const filter = $("filter-type");
+  const current = filter.value;
+  filter.replaceChildren(new Option("all", ""), ...names.map((name) => new Option(name, name)));
+  if (names.includes(current)) filter.value = current;
+}
+
 // Reads that fail while the API is away are read again once the socket is back.
 function quietly(promise) {
   promise.catch((error) => console.warn(error));
@@ -144,7 +131,9 @@ function onEvent(event) {
     update(panel.task, event, (task) => (panel.task = task));
     if (!panel.addEvent(event)) quietly(reloadPanel(event.task_id));
   }
-  const appears = event.event === "task.created" && listing.page === 1 && listing.admits(event.status);
+  // A task may join the first page (created, or moved into the filtered status) or leave it.
+  const moved = !QUIET_EVENTS.has(event.event);
+  const appears = !row && moved && listing.page === 1 && listing.admits(event.status);
   const leaves = row && (event.event === "task.deleted" || !listing.admits(event.status));
   if (appears || leaves) scheduleReload();
   scheduleStats();
@@ -239,55 +228,6 @@ async function act(action) {
   scheduleRender();
 }
 
-// --- the submit form ---------------------------------------------------------------------------
-async function loadTypes() {
-  state.types = (await api("GET", "/api/task-types")).data;
-  const names = state.types.map((t) => t.name);
-  fillSelect($("submit-type"), names, null);
-  fillSelect($("filter-type"), names, "all");
-  showSchema();
-}
-
-function fillSelect(select, names, anyLabel) {
-  const current = select.value;
-  const options = anyLabel == null ? [] : [new Option(anyLabel, "")];
-  select.replaceChildren(...options, ...names.map((name) => new Option(name, name)));
-  if ([...select.options].some((o) => o.value === current)) select.value = current;
-}
-
-function showSchema() {
-  const chosen = state.types.find((t) => t.name === $("submit-type").value);
-  const schema = chosen ? JSON.stringify(chosen.parameters_schema) : null;
-  if (schema === state.schemaShown) return; // keep what the operator typed
-  state.schemaShown = schema;
-  $("submit-description").textContent = chosen ? chosen.description : "No task types yet: start a worker.";
-  state.form = buildForm($("submit-fields"), chosen ? chosen.parameters_schema : {});
-}
-
-async function submit(event) {
-  event.preventDefault();
-  const form = $("submit-form");
-  clearErrors(form);
-  $("submit-error").textContent = "";
-  $("submit-result").textContent = "";
-  const parameters = readForm(state.form, form);
-  if (parameters === undefined) return;
-  const body = { type: $("submit-type").value, parameters };
-  const priority = $("submit-priority").value;
-  if (priority !== "") body.priority = Number(priority);
-  try {
-    const task = (await api("POST", "/api/tasks", body)).data;
-    $("submit-result").textContent = `submitted ${task.id}`;
-    scheduleReload();
-    await select(task.id);
-  } catch (error) {
-    if (!(error instanceof ApiError)) throw error;
-    const failures = Array.isArray(error.body && error.body.extra) ? error.body.extra : [];
-    const unplaced = showErrors(form, failures);
-    $("submit-error").textContent = [error.message, ...unplaced.map((f) => `${f.path}: ${f.message}`)].join(" — ");
-  }
-}
-
 // --- the token prompt --------------------------------------------------------------------------
 function askForToken(detail) {
   const dialog = $("token-dialog");
@@ -305,8 +245,8 @@ function askForToken(detail) {
 
 function start() {
   onTokenNeeded(askForToken);
-  $("submit-type").addEventListener("change", showSchema);
-  $("submit-form").addEventListener("submit", (event) => quietly(submit(event)));
+  $("submit-type").addEventListener("change", () => submitForm.showSchema());
+  $("submit-form").addEventListener("submit", (event) => quietly(submitForm.submit(event)));
   const refilter = () => {
     listing.filter($("filter-status").value, $("filter-type").value);
     scheduleReload();
