@@ -91,7 +91,7 @@ async def test_a_task_submitted_over_http_appears_on_an_open_page_and_finishes_t
     await assert_not_reloaded(page)
 
 
-async def test_cancel_from_the_page(
+async def test_cancel_retry_and_delete_from_the_page(
     app: ServedApp, http: httpx.AsyncClient, worker: JobcastProcess, page: Page
 ) -> None:
     task = await submit(http, "demo.sleep", seconds=60, steps=60)
@@ -107,6 +107,14 @@ async def test_cancel_from_the_page(
     await expect(page.locator("#action-cancel")).to_be_hidden()
     await expect(page.locator("#action-retry")).to_be_visible()
     assert (await http.get(f"/api/tasks/{task['id']}")).json()["status"] == "cancelled"
+
+    await page.click("#action-retry")
+    await expect(line.locator("span.status")).to_have_text("running")
+    await expect(page.locator("#panel-fields")).to_contain_text("2 of")
+    await page.click("#action-delete")
+    await expect(page.locator("#panel-status")).to_have_text("deleted")
+    await expect(line).to_have_count(0)
+    assert (await http.get(f"/api/tasks/{task['id']}")).status_code == 404
 
 
 async def test_a_422_is_shown_next_to_the_field_it_names(
@@ -364,4 +372,18 @@ async def test_ten_thousand_tasks_and_200_events_a_second_keep_the_page_responsi
         await expect(row(page, task_id).locator(".percent")).to_have_text("100%")
     await expect(page.locator('.count[data-status="running"] .count-value')).to_have_text(str(PAGE_SIZE))
     await expect(page.locator("#panel-timeline li")).to_have_count(2 + BURST_ROUNDS)
+    await assert_not_reloaded(page)
+
+
+async def test_the_page_reads_its_tasks_again_when_the_server_may_have_missed_events(
+    app: ServedApp, http: httpx.AsyncClient, redis: Redis, page: Page
+) -> None:
+    await create_type(http, "ext")
+    task = await submit(http, "ext")
+    await open_dashboard(page, app.http_url)
+    await expect(row(page, task["id"]).locator("span.status")).to_have_text("pending")
+    async with page.expect_request(lambda request: "/api/tasks?" in request.url) as listing:
+        await redis.client_kill_filter(_type="pubsub")  # the hub's subscription drops: events_missed
+    assert "limit=50" in (await listing.value).url
+    await expect(page.locator("#connection")).to_have_text("live")
     await assert_not_reloaded(page)
