@@ -18,6 +18,7 @@ from src import errors
 from src.authentication import token_authentication
 from src.routes.dependencies import DEPENDENCIES
 from src.routes.health import live, ready
+from src.routes.operations import OPS
 from src.routes.query import query_names, refuse_unknown_query
 from src.routes.responses import BEARER, ErrorBody
 from src.routes.task_types import TaskTypeController
@@ -59,7 +60,7 @@ def server_options(settings: Settings) -> dict[str, Any]:
 
 def create_app(settings: Settings) -> Litestar:
     app = Litestar(
-        route_handlers=[TaskTypeController, TaskController, events_socket, task_socket, live, ready],
+        route_handlers=[TaskTypeController, TaskController, events_socket, task_socket, live, ready, *OPS],
         dependencies=DEPENDENCIES,
         lifespan=[_services_lifespan],
         state=State({"settings": settings}),

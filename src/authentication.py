@@ -1,6 +1,7 @@
 """Who is calling: a Bearer token (or, for browsers' WebSockets, `?token=`) becomes the
-connection's Principal (CONTRACT.md §5). Health checks and the API document need none.
-A browser may open a WebSocket only from an allowed origin, whether auth is on or off."""
+connection's Principal (CONTRACT.md §5). Health checks, the API document, metrics and the
+dashboard's own files need none. A browser may open a WebSocket only from an allowed origin,
+whether auth is on or off."""
 
 from typing import Any
 
@@ -13,7 +14,8 @@ from litestar.middleware.base import DefineMiddleware
 
 from src.tokens import TokenStore
 
-OPEN_PATHS = ["^/health/", "^/schema"]
+# Probes, the API document, the dashboard page and its files, and Prometheus' scrapes.
+OPEN_PATHS = ["^/health/", "^/schema", "^/$", "^/dashboard/", "^/metrics$"]
 CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 

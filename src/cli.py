@@ -8,12 +8,12 @@ from collections.abc import Sequence
 
 import msgspec
 
+from src.logs import configure_logging
 from src.redaction import redact_logs
 from src.settings import Settings, SettingsError
 from src.token_cli import add_token_commands
 
 DEMO_MODULE = "src.workers.demo"
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -22,7 +22,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         settings = Settings.from_env(os.environ)
     except SettingsError as error:
         sys.exit(f"jobcast: {error}")
-    logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
+    configure_logging(settings.log_level)
     redact_logs()
     args.run(settings, args)
 
@@ -81,7 +81,7 @@ def _api(settings: Settings, args: argparse.Namespace) -> None:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
-        log_config=None,  # uvicorn's records go through our handlers, which mask secrets
+        log_config=None,  # uvicorn's loggers go through jobcast's JSON handler
         **server_options(settings),
     )
 

@@ -90,6 +90,7 @@ def _print_banner(settings: Settings, redis: RedisServer | None) -> None:
     redis_line = f"{redis.url} (embedded, data in {redis.data_dir})" if redis else settings.redis_url
     print(
         "\njobcast is running\n"
+        f"  Dashboard http://{base}/\n"
         f"  API       http://{base}/api/tasks\n"
         f"  WebSocket ws://{base}/ws\n"
         f"  OpenAPI   http://{base}/schema/openapi.json  (browse: http://{base}/schema/swagger)\n"

@@ -18,6 +18,7 @@ TOKENS = PREFIX + "tokens"  # hash: token name → its record (never the token i
 REVOCATIONS_CHANNEL = PREFIX + "revocations"  # a revoked token's name, for every API instance
 DEFERRED = PREFIX + "deferred"  # arq job ids waiting for a backoff, scored by when they may run (ms)
 FINISHED = PREFIX + "finished"  # finished task ids scored by when they finished (ms), for retention
+TALLIES = PREFIX + "tallies"  # hash: cluster-wide counters (see tallies.py), never expires
 
 # arq's own keys: jobcast enqueues and aborts jobs in the same atomic step as the task change.
 ARQ_QUEUE = default_queue_name
@@ -68,6 +69,11 @@ def worker_tasks(worker_id: str) -> str:
 def worker(worker_id: str) -> str:
     """String holding a live worker's description; expires with its heartbeat."""
     return f"{PREFIX}worker:{worker_id}"
+
+
+def throughput(minute: int) -> str:
+    """Hash of what happened in one minute (since the epoch): submitted, completed, failed, cancelled."""
+    return f"{PREFIX}throughput:{minute}"
 
 
 def arq_job(job_id: str) -> str:

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 import msgspec
 from arq.jobs import serialize_job
 
-from src import keys
+from src import keys, tallies
 from src.events.envelope import NO_FRAME, Envelope, encode_envelope, event_frame
 from src.tasks import ACTIVE, TERMINAL, Event, EventKind, Task, TaskStatus
 
@@ -65,6 +65,7 @@ def create_plan(
     writes = [["HSET", keys.task(task.id), "rank", str(rank), "job", job_id]]
     writes += _record_and_event(task, event, limits)
     writes += [["ZADD", index, str(rank), task.id] for index in _indexes(task)]
+    writes += tallies.submitted(task, event)
     if job_id:
         writes += _enqueue(job_id, task, rank, event)
     if idempotency_key is not None:
@@ -97,6 +98,7 @@ def change_plan(before: Stored, task: Task, event: Event, *, by_attempt: bool, l
         writes.append(["ZADD", keys.CANCEL_DEADLINES, str(deadline_ms), task.id])
     if task.status in TERMINAL and old.status in ACTIVE:
         writes += _end_job(before, event, by_attempt)
+        writes += tallies.finished(old, task, event)
     return Plan(guards, writes)
 
 
@@ -181,8 +183,8 @@ def _delete(before: Stored, task: Task, event: Event, by_attempt: bool) -> list[
     writes += _claims(before.task, msgspec.structs.replace(before.task, worker=None))
     if before.task.status in ACTIVE:
         writes += _end_job(before, event, by_attempt)
-    writes.append(_publish(task, event))
-    return writes
+        writes += tallies.deleted_while_active(task, event)
+    return [*writes, _publish(task, event), tallies.published(event)]
 
 
 def _record_and_event(task: Task, event: Event, limits: Limits) -> list[Command]:
@@ -192,6 +194,7 @@ def _record_and_event(task: Task, event: Event, limits: Limits) -> list[Command]
         ["RPUSH", keys.task_events(task.id), encode(event).decode()],
         ["LTRIM", keys.task_events(task.id), str(-limits.history_max), "-1"],
         _publish(task, event),
+        tallies.published(event),
     ]
 
 

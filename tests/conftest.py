@@ -1,5 +1,5 @@
 """Fixtures on real parts: a redis-server per test on a free port, the app served by uvicorn on
-port 0, workers and APIs as subprocesses running the `jobcast` command."""
+port 0, workers and APIs as subprocesses running the `jobcast` command, headless Chromium."""
 
 import asyncio
 import os
@@ -9,11 +9,13 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from playwright.async_api import Browser, Page, async_playwright, expect
 from redis.asyncio import Redis
 
 from src.app import create_app, server_options
 from src.redis_server import RedisServer, find_redis_server
 from src.settings import Settings
+from tests.browser import CHROMIUM_ARGS, WAIT_MS, chromium
 from tests.processes import JobcastProcess, start_worker
 
 FAST = {
@@ -110,3 +112,29 @@ def worker(settings: Settings, tmp_path: Path) -> Iterator[JobcastProcess]:
     process = start_worker(settings, tmp_path / "worker.log")
     yield process
     process.stop()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+@pytest.fixture
+async def page(browser: Browser) -> AsyncIterator[Page]:
+    """A fresh tab, 1440 by 900; a script error on the page fails the test."""
+    context = await browser.new_context(viewport={"width": 1440, "height": 900})
+    page = await context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    expect.set_options(timeout=WAIT_MS)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        yield page
+    finally:
+        await context.close()
+    assert not errors, errors

@@ -1,12 +1,15 @@
 """Task handlers used by tests through `jobcast worker --tasks tests.example_tasks`."""
 
 import asyncio
+import logging
 import os
 import time
 
 import msgspec
 
 from src.workers import BlockingContext, TaskContext, task
+
+log = logging.getLogger(__name__)
 
 
 class Rows(msgspec.Struct, forbid_unknown_fields=True):
@@ -17,6 +20,7 @@ class Rows(msgspec.Struct, forbid_unknown_fields=True):
 @task("test.sum", timeout_s=30, max_attempts=1)
 async def sum_rows(ctx: TaskContext, params: Rows) -> dict[str, int]:
     """Adds the rows, reporting progress on every one (far faster than the progress rate)."""
+    log.info("summing %d rows", len(params.rows))
     total = 0
     for index, value in enumerate(params.rows, start=1):
         total += value
@@ -46,6 +50,7 @@ class Crunch(msgspec.Struct):
 @task("test.crunch", timeout_s=120, max_attempts=1, blocking=True)
 def crunch(ctx: BlockingContext, params: Crunch) -> dict[str, int]:
     """Blocks its thread for `seconds` (CPU-bound work, as the worker sees it), in `steps`."""
+    log.info("crunching for %ss", params.seconds)
     for step in range(1, params.steps + 1):
         time.sleep(params.seconds / params.steps)
         ctx.progress(step, params.steps)

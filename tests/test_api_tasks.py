@@ -867,7 +867,9 @@ async def test_body_over_the_limit_on_put_is_413(http: httpx.AsyncClient) -> Non
     assert await read_task(http, task["id"]) == task
 
 
-@pytest.mark.parametrize("path", ["/api/nothing-here", "/api/tasks/abc/nothing", "/"])
+@pytest.mark.parametrize(
+    "path", ["/api/nothing-here", "/api/tasks/abc/nothing", "/nothing-here", "/dashboard/no-such-file.js"]
+)
 async def test_unknown_route_is_404_not_found(http: httpx.AsyncClient, path: str) -> None:
     assert_error(await http.get(path), 404, "not found")
 

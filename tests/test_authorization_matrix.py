@@ -94,6 +94,11 @@ HTTP_ROWS = [
     Row("POST", "/api/tasks/{task_id:str}/retry", ONE_TASK, target="cancelled"),
     Row("GET", "/api/tasks/{task_id:str}/events", ONE_TASK, target="pending"),
     Row("GET", "/api/tasks/{task_id:str}/status", ONE_TASK, target="pending"),
+    Row("GET", "/api/stats", ADMIN_ONLY),
+    Row("GET", "/api/workers", ADMIN_ONLY),
+    Row("GET", "/metrics", OPEN),
+    Row("GET", "/", OPEN),
+    Row("GET", "/dashboard/{file_path:path}", OPEN),
     Row("GET", "/health/live", OPEN),
     Row("GET", "/health/ready", OPEN),
     *[
@@ -231,7 +236,7 @@ async def _fill(row: Row, http: httpx.AsyncClient, callers: Callers, caller: str
         assert created.status_code == 201, created.text
         return row.route.replace("{ref:str}", name), None
     if row.target is None:
-        return row.route.replace("{path:str}", "nothing-here"), None
+        return row.route.replace("{path:str}", "nothing-here").replace("{file_path:path}", "app.js"), None
     task_id = await submit_as(http, callers)
     if row.target == "cancelled":
         cancelled = await http.post(f"/api/tasks/{task_id}/cancel", headers=callers.headers(ADMIN))

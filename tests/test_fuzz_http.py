@@ -62,7 +62,7 @@ def test_the_api_serves_the_document_fuzzed_here(target: FuzzTarget) -> None:
 
 # No input that the document constrains, so no request the document forbids: nothing to
 # generate in negative mode (a non-boolean include_inactive is tested in test_api_task_types).
-NOTHING_TO_BREAK = {"GET /api/task-types", "GET /health/live", "GET /health/ready"}
+NOTHING_TO_BREAK = {"GET /api/task-types", "GET /health/live", "GET /health/ready", "GET /metrics"}
 CASES = [
     pytest.param(operation, mode, real, id=f"{operation.label} {mode}{' real ids' if real else ''}")
     for operation in OPERATIONS

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from src.settings import Settings
 from tests.api import create_type, history, read_task
@@ -730,6 +731,11 @@ async def test_a_client_that_stops_reading_is_closed_with_1013_and_nobody_waits_
             # What it did get is an unbroken prefix: it was dropped, not skipped over.
             assert_stream_matches(frames, 2, (await history(http, task["id"]))[: 2 + len(frames)])
             assert 0 < len(frames) < burst
+            metrics = text_string_to_metric_families((await http.get("/metrics")).text)
+            (closes,) = [
+                f.samples[0].value for f in metrics if f.name == "jobcast_websocket_slow_client_closes"
+            ]
+            assert closes == 1
 
 
 # --- several API instances ---------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from src import keys
 from src.access import Principal, can_see, ensure_visible, sees_tracebacks
 from src.errors import NotFound
+from src.events.counters import HubCounters
 from src.events.envelope import NO_FRAME, Envelope, decode_envelope
 from src.events.protocol import ErrorCode, error_frame, snapshot_frame
 from src.task_store import TaskStore
@@ -101,6 +102,12 @@ class Hub:
         self._reader: asyncio.Task[None] | None = None
         self._resyncs: set[asyncio.Task[None]] = set()
         self.subscribed = asyncio.Event()
+        self.counters = HubCounters()
+
+    @property
+    def connections(self) -> int:
+        """WebSocket connections open on this process."""
+        return sum(len(clients) for clients in self._by_principal.values())
 
     async def start(self, wait_s: float) -> None:
         """Start reading the events channel; wait up to `wait_s` for the first subscription."""
@@ -158,6 +165,8 @@ class Hub:
 
     def detach(self, client: Client) -> None:
         """Forget a client that went away."""
+        if client.close_code == TRY_AGAIN:
+            self.counters.slow_client_closes += 1
         _discard_member(self._by_principal, client.principal.name, client)
         for task_id, watch in list(client.tasks.items()):
             self._drop_watch(client, task_id, watch)
@@ -171,6 +180,7 @@ class Hub:
         except msgspec.DecodeError:  # not ours: anyone who can reach Redis can publish
             log.error("ignored a malformed message on %s", keys.EVENTS_CHANNEL)
             return
+        self.counters.events_received += 1
         public = bytes(envelope.frame).decode()
         full = public if envelope.full_frame == NO_FRAME else bytes(envelope.full_frame).decode()
         sent = set(self._by_task.get(envelope.task_id, ()))
@@ -181,6 +191,7 @@ class Hub:
             if client not in sent and can_see(client.principal, envelope.owner, envelope.task_type):
                 sent.add(client)
                 client.send(full if sees_tracebacks(client.principal) else public)
+                self.counters.events_delivered += 1
 
     async def _prime(
         self, client: Client, task_id: str, watch: TaskWatch, since: int | None, ack: str | None
@@ -210,6 +221,7 @@ class Hub:
             return  # already in the snapshot, or already sent
         watch.last_seq = envelope.seq
         client.send(frame)
+        self.counters.events_delivered += 1
         if client.close_on_final and envelope.event in FINAL_EVENTS:
             client.end()
         elif envelope.event is EventKind.DELETED:

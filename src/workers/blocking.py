@@ -18,6 +18,7 @@ from typing import Any, cast
 import msgspec
 
 from src.errors import describe
+from src.logs import configure_logging, task_logging
 from src.redis_server import die_with_parent
 from src.tasks import Number
 from src.workers.context import TaskContext
@@ -87,7 +88,10 @@ class BlockingPool:
 
     def _spawn(self) -> tuple[BaseProcess, Connection]:
         parent_end, child_end = self._context.Pipe()
-        process = self._context.Process(target=serve, args=(child_end,), daemon=True, name="jobcast-blocking")
+        level = logging.getLogger().getEffectiveLevel()
+        process = self._context.Process(
+            target=serve, args=(child_end, level), daemon=True, name="jobcast-blocking"
+        )
         process.start()
         child_end.close()
         return process, parent_end
@@ -127,9 +131,10 @@ def _set_once(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-def serve(conn: Connection) -> None:
+def serve(conn: Connection, log_level: int = logging.INFO) -> None:
     """A child's loop: run one handler at a time until told to stop (None) or orphaned."""
     die_with_parent()
+    configure_logging(log_level)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the worker, which decides
     while True:
         try:
@@ -148,7 +153,8 @@ def _run(
         definition = discover([module])[name]
         params = msgspec.convert(parameters, definition.parameters_type)
         handler = cast(BlockingHandler[Any], definition.handler)
-        result = handler(BlockingContext(conn, task_id, attempt), params)
+        with task_logging(task_id, name, attempt):
+            result = handler(BlockingContext(conn, task_id, attempt), params)
         return ("done", msgspec.to_builtins(result))
     except Exception as error:
         return ("error", describe(error), traceback.format_exc())

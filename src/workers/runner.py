@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 
 from src.errors import InvalidTransition, NotFound, describe
+from src.logs import task_logging
 from src.tasks import TaskStatus, utc_now
 from src.transitions import Change, Finish, Patch, Requeue, Start
 from src.workers.blocking import HandlerError
@@ -37,6 +38,13 @@ async def run_task(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> None:
     stored = await _claimable(state, task_id, job_id)
     if stored is None:
         return
+    with task_logging(task_id, stored.task.type, stored.task.attempts + 1):
+        await _run_claimable(state, stored)
+
+
+async def _run_claimable(state: WorkerState, stored: Stored) -> None:
+    """Claim the next attempt of a pending task and run it, unless it cannot run here."""
+    task_id = stored.task.id
     definition = state.definitions.get(stored.task.type)
     if definition is None:
         log.info("task %s: this worker has no handler for %r; putting it back", task_id, stored.task.type)
