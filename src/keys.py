@@ -16,6 +16,7 @@ WORKERS = PREFIX + "workers"
 CANCEL_DEADLINES = PREFIX + "cancel-deadlines"
 TOKENS = PREFIX + "tokens"  # hash: token name → its record (never the token itself)
 REVOCATIONS_CHANNEL = PREFIX + "revocations"  # a revoked token's name, for every API instance
+WAKE_CHANNEL = PREFIX + "wake"  # a job became ready or an abort was asked: workers look at once
 DEFERRED = PREFIX + "deferred"  # arq job ids waiting for a backoff, scored by when they may run (ms)
 FINISHED = PREFIX + "finished"  # finished task ids scored by when they finished (ms), for retention
 TALLIES = PREFIX + "tallies"  # hash: cluster-wide counters (see tallies.py), never expires

@@ -24,6 +24,7 @@ PRIORITY_LIMIT = 1001
 
 encode = msgspec.json.Encoder().encode
 Command = list[str]
+WAKE: Command = ["PUBLISH", keys.WAKE_CHANNEL, ""]  # workers look at the queue and aborts at once
 
 
 class Plan(msgspec.Struct):
@@ -123,7 +124,7 @@ def promote_plan(before: Stored) -> Plan:
         [before.job, "HGET", keys.task(before.task.id), "job"],
         ["1", "ZREM", keys.DEFERRED, before.job],
     ]
-    return Plan(guards, [["ZADD", keys.ARQ_QUEUE, str(score), before.job]])
+    return Plan(guards, [["ZADD", keys.ARQ_QUEUE, str(score), before.job], WAKE])
 
 
 def expire_plan(before: Stored) -> Plan:
@@ -227,7 +228,7 @@ def _enqueue_at(job_id: str, task: Task, rank: int, enqueue_ms: int, due_ms: int
     writes = [["SET", keys.arq_job(job_id), payload.decode()]]
     if due_ms is not None and due_ms > enqueue_ms:
         return [*writes, ["ZADD", keys.DEFERRED, str(due_ms), job_id]]
-    return [*writes, ["ZADD", keys.ARQ_QUEUE, str(queue_score(task.priority, rank)), job_id]]
+    return [*writes, ["ZADD", keys.ARQ_QUEUE, str(queue_score(task.priority, rank)), job_id], WAKE]
 
 
 def _drop_job(job_id: str) -> list[Command]:
@@ -256,7 +257,7 @@ def _abort(job_id: str, event: Event) -> list[Command]:
     """Ask arq to cancel the running job; scored by time so stale entries can be swept."""
     if not job_id:
         return []
-    return [["ZADD", keys.ARQ_ABORTS, str(_ms(event)), job_id]]
+    return [["ZADD", keys.ARQ_ABORTS, str(_ms(event)), job_id], WAKE]
 
 
 def _ms(event: Event) -> int:

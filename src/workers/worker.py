@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 from arq.connections import RedisSettings
-from arq.worker import Worker, func
+from arq.worker import func
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -28,6 +28,7 @@ from src.workers.definition import MAX_TIMEOUT_S, TaskDefinition
 from src.workers.heartbeat import Heartbeat, WorkerInfo, new_worker_id
 from src.workers.runner import run_task
 from src.workers.state import STATE_KEY, WorkerState
+from src.workers.waking import WakingWorker, listen_for_wakes
 from src.writes import ARQ_FUNCTION
 
 log = logging.getLogger("jobcast.worker")
@@ -39,18 +40,18 @@ ARQ_TIMEOUT_S = MAX_TIMEOUT_S + 60
 RECONNECT_MAX_S = 2.0
 
 
-def build_worker(settings: Settings, definitions: dict[str, TaskDefinition[Any]]) -> Worker:
+def build_worker(settings: Settings, definitions: dict[str, TaskDefinition[Any]]) -> WakingWorker:
     """An arq Worker for these task definitions, configured from settings."""
     if not definitions:
         raise ValueError("no @task handlers found in the given modules")
     lifecycle = Lifecycle(settings, definitions)
-    worker = Worker(
+    worker = WakingWorker(
         functions=[func(run_task, name=ARQ_FUNCTION, timeout=ARQ_TIMEOUT_S, max_tries=ARQ_MAX_TRIES)],
         redis_settings=redis_settings(settings),
         on_startup=lifecycle.startup,
         on_shutdown=lifecycle.shutdown,
         max_jobs=settings.worker_concurrency,
-        poll_delay=settings.poll_s,
+        poll_s=settings.poll_s,
         keep_result=0,
         allow_abort_jobs=True,
         job_serializer=msgspec.json.encode,
@@ -61,6 +62,7 @@ def build_worker(settings: Settings, definitions: dict[str, TaskDefinition[Any]]
     # mark alive instead, so a killed worker's jobs are free again one heartbeat TTL later.
     worker.in_progress_timeout_s = settings.heartbeat_ttl_s
     lifecycle.held_jobs = lambda: list(worker.tasks)
+    lifecycle.wake = worker.wake
     return worker
 
 
@@ -83,9 +85,10 @@ class Lifecycle:
         self._definitions = definitions
         self._worker_id = new_worker_id()
         self._blocking = BlockingPool(settings.worker_concurrency)
-        self._reconciler: asyncio.Task[None] | None = None
+        self._background: list[asyncio.Task[None]] = []
         self._heartbeat: Heartbeat | None = None
         self.held_jobs: Callable[[], list[str]] = list
+        self.wake = asyncio.Event()
 
     async def startup(self, ctx: dict[str, Any]) -> None:
         redis = ctx["redis"]
@@ -107,14 +110,17 @@ class Lifecycle:
         await asyncio.to_thread(self._heartbeat.beat)  # registered before the first job
         self._heartbeat.start()
         reconciler = new_reconciler(self._settings, redis, tasks)
-        self._reconciler = asyncio.create_task(reconciler.run_forever(), name="reconciler")
+        self._background = [
+            asyncio.create_task(reconciler.run_forever(), name="reconciler"),
+            asyncio.create_task(listen_for_wakes(redis, self.wake), name="wakes"),
+        ]
         log.info("worker %s serving %s", info.id, ", ".join(info.types))
 
     async def shutdown(self, ctx: dict[str, Any]) -> None:
-        if self._reconciler is not None:
-            self._reconciler.cancel()
+        for task in self._background:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._reconciler
+                await task
         if self._heartbeat is not None:
             await asyncio.to_thread(self._heartbeat.stop)
         self._blocking.close()
