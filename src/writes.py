@@ -159,8 +159,10 @@ def _job_writes(before: Stored, task: Task, event: Event) -> list[Command]:
 
 def _status_moves(before: Stored, task: Task, event: Event) -> list[Command]:
     """Index entries follow the status; finished tasks are listed for retention."""
-    writes = [["ZREM", index, task.id] for index in _indexes(before.task)]
-    writes += [["ZADD", index, str(before.rank), task.id] for index in _indexes(task)]
+    # The indexes of any status hold the task whatever its status: only the others move.
+    old, new = set(_indexes(before.task)), set(_indexes(task))
+    writes = [["ZREM", index, task.id] for index in sorted(old - new)]
+    writes += [["ZADD", index, str(before.rank), task.id] for index in sorted(new - old)]
     if task.status in TERMINAL:
         writes.append(["ZADD", keys.FINISHED, str(_ms(event)), task.id])
     elif before.task.status in TERMINAL:
@@ -190,13 +192,15 @@ def _delete(before: Stored, task: Task, event: Event, by_attempt: bool) -> list[
 
 def _record_and_event(task: Task, event: Event, limits: Limits) -> list[Command]:
     doc = encode(task).decode()
-    return [
+    writes = [
         ["HSET", keys.task(task.id), "doc", doc, "seq", str(task.seq)],
         ["RPUSH", keys.task_events(task.id), encode(event).decode()],
-        ["LTRIM", keys.task_events(task.id), str(-limits.history_max), "-1"],
         _publish(task, event),
         tallies.published(event),
     ]
+    if event.seq > limits.history_max:  # a history holds one event per seq: only then too long
+        writes.append(["LTRIM", keys.task_events(task.id), str(-limits.history_max), "-1"])
+    return writes
 
 
 def _publish(task: Task, event: Event) -> Command:

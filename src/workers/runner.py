@@ -55,7 +55,7 @@ async def _run_claimable(state: WorkerState, stored: Stored) -> None:
         error = f"no attempts left ({stored.task.attempts} of {stored.task.max_attempts} used)"
         await _end(state, Patch(status=TaskStatus.FAILED, error_message=error), stored)
         return
-    timeout_s = (await state.types.read(stored.task.task_type_id)).timeout_s
+    timeout_s = await state.timeouts.of(stored.task.task_type_id)
     started = await _start(state, stored)
     if started is None:
         return

@@ -23,12 +23,12 @@ from src.services import new_reconciler, open_stores
 from src.settings import Settings
 from src.task_types import Executor
 from src.tasks import utc_now
+from src.workers.arq_worker import JobcastWorker, listen_for_wakes
 from src.workers.blocking import BlockingPool
 from src.workers.definition import MAX_TIMEOUT_S, TaskDefinition
 from src.workers.heartbeat import Heartbeat, WorkerInfo, new_worker_id
 from src.workers.runner import run_task
 from src.workers.state import STATE_KEY, WorkerState
-from src.workers.waking import WakingWorker, listen_for_wakes
 from src.writes import ARQ_FUNCTION
 
 log = logging.getLogger("jobcast.worker")
@@ -40,12 +40,12 @@ ARQ_TIMEOUT_S = MAX_TIMEOUT_S + 60
 RECONNECT_MAX_S = 2.0
 
 
-def build_worker(settings: Settings, definitions: dict[str, TaskDefinition[Any]]) -> WakingWorker:
+def build_worker(settings: Settings, definitions: dict[str, TaskDefinition[Any]]) -> JobcastWorker:
     """An arq Worker for these task definitions, configured from settings."""
     if not definitions:
         raise ValueError("no @task handlers found in the given modules")
     lifecycle = Lifecycle(settings, definitions)
-    worker = WakingWorker(
+    worker = JobcastWorker(
         functions=[func(run_task, name=ARQ_FUNCTION, timeout=ARQ_TIMEOUT_S, max_tries=ARQ_MAX_TRIES)],
         redis_settings=redis_settings(settings),
         on_startup=lifecycle.startup,

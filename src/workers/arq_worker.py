@@ -1,0 +1,97 @@
+"""arq's worker with two changes: it is woken when work arrives instead of finding it at its
+next poll, and it claims every ready job it has room for in one atomic step instead of one
+job at a time.
+
+Waking: every write that makes a job ready (a submission, a retry, a promoted backoff) or asks
+for an abort also publishes on the wake channel, in the same atomic step. The worker looks at
+the queue as soon as it hears of one, and as soon as one of its own jobs ends and frees a slot;
+it still polls every `poll_s`, so a missed message costs at most that.
+
+Claiming: arq claims each job with WATCH, EXISTS, ZSCORE and MULTI/PSETEX/EXEC, four round
+trips one job after the other. The script below makes the same checks and sets the same
+in-progress marks for a whole batch in one.
+"""
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from arq.constants import in_progress_key_prefix
+from arq.utils import timestamp_ms
+from arq.worker import Worker
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+from redis.exceptions import RedisError
+
+from src import keys
+
+log = logging.getLogger("jobcast.worker")
+
+RESUBSCRIBE_S = 0.5
+
+# KEYS[1]: the queue. ARGV: now (ms), in-progress mark lifetime (ms), mark prefix, job ids.
+# A job is claimed when it is still queued, due, and not marked in progress by anyone.
+CLAIM_JOBS = """
+local claimed = {}
+for i = 4, #ARGV do
+  local score = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  local mark = ARGV[3] .. ARGV[i]
+  if score and tonumber(score) <= tonumber(ARGV[1]) and redis.call('EXISTS', mark) == 0 then
+    redis.call('PSETEX', mark, ARGV[2], '1')
+    claimed[#claimed + 1] = ARGV[i]
+    claimed[#claimed + 1] = score
+  end
+end
+return claimed
+"""
+
+
+class JobcastWorker(Worker):
+    def __init__(self, *args: Any, poll_s: float, **kwargs: Any) -> None:
+        super().__init__(*args, poll_delay=0, **kwargs)  # the wait is in _poll_iteration
+        self.wake = asyncio.Event()
+        self._poll_s = poll_s
+        self._claim: AsyncScript | None = None  # registered once arq's pool exists
+
+    async def _poll_iteration(self) -> None:
+        await super()._poll_iteration()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wake.wait(), self._poll_s)
+        self.wake.clear()
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        """Claim as many of these jobs as there are free slots, in one step, and run them."""
+        free = self.max_jobs - self.job_counter
+        if free <= 0 or not job_ids:
+            return
+        mark_ms = int(self.in_progress_timeout_s * 1000)
+        candidates = [job_id.decode() for job_id in job_ids[:free]]
+        claim = self.pool.register_script(CLAIM_JOBS)
+        reply = await claim(
+            keys=[self.queue_name], args=[timestamp_ms(), mark_ms, in_progress_key_prefix, *candidates]
+        )
+        for job_id, score in zip(reply[::2], reply[1::2], strict=True):
+            await self.sem.acquire()
+            self.job_counter += 1
+            job_id = job_id.decode()
+            task = self.loop.create_task(self.run_job(job_id, int(float(score))))
+            task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
+            self.tasks[job_id] = task
+
+    def _release_sem_dec_counter_on_complete(self) -> None:
+        super()._release_sem_dec_counter_on_complete()
+        self.wake.set()  # a slot is free: take the next queued job now
+
+
+async def listen_for_wakes(redis: Redis, wake: asyncio.Event) -> None:
+    """Set `wake` for every message on the wake channel, resubscribing after an outage."""
+    while True:
+        try:
+            async with redis.pubsub() as pubsub:
+                await pubsub.subscribe(keys.WAKE_CHANNEL)
+                async for _ in pubsub.listen():
+                    wake.set()  # the subscription's confirmation too: work may have come meanwhile
+        except (RedisError, OSError) as error:
+            log.warning("wake channel lost (%s); polling every poll_s until it is back", error)
+        await asyncio.sleep(RESUBSCRIBE_S)
