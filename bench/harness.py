@@ -160,7 +160,15 @@ class Stack:
         port = port or free_port()
         command = [sys.executable, "-m", "src", "api", "--port", str(port), "--insecure"]
         child = self.spawn(f"api-{port}", command, **env)
-        _wait(child, lambda: api_ready("127.0.0.1", port))
+        wait_until_ready(child, lambda: api_ready("127.0.0.1", port))
+        return child, port
+
+    def baseline(self, port: int | None = None) -> tuple[Child, int]:
+        """bench.baseline_app (Litestar's ChannelsPlugin and a bare POST route) on a free port."""
+        port = port or free_port()
+        command = [sys.executable, "-m", "bench.baseline_app", str(port), self.redis_url]
+        child = self.spawn(f"baseline-{port}", command)
+        wait_until_ready(child, lambda: api_ready("127.0.0.1", port))
         return child, port
 
     def worker(self, *modules: str, concurrency: int = 10, **env: str) -> Child:
@@ -171,7 +179,7 @@ class Stack:
         command += ["--concurrency", str(concurrency)]
         child = self.spawn(f"worker-{len(self.children)}", command, **env)
         try:
-            _wait(child, lambda: set(client.zrange(keys.WORKERS, 0, -1)) > before)
+            wait_until_ready(child, lambda: set(client.zrange(keys.WORKERS, 0, -1)) > before)
         finally:
             client.close()
         return child
@@ -181,7 +189,7 @@ class Stack:
         self.children.remove(child)
 
 
-def _wait(child: Child, ready: Any) -> None:
+def wait_until_ready(child: Child, ready: Any) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while not ready():
         if not child.alive():

@@ -92,7 +92,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     ]
     say({"ready": True, "connections": len(pool)})
     await loop.run_in_executor(None, next, control_lines())
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     if args.rate:
         await _open_loop(pool, args.rate, args.count)
     else:
@@ -105,6 +105,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "statuses": {str(k): v for k, v in tally.statuses.items()},
         "lost_connections": tally.lost,
         "elapsed_s": round(elapsed_s, 3),
+        "cpu_s": round(time.process_time() - cpu_started, 3),
         "per_s": round(answered / elapsed_s, 1) if elapsed_s > 0 else 0.0,
         "p50_ms": ms(percentile(tally.latencies_s, 0.5)),
         "p99_ms": ms(percentile(tally.latencies_s, 0.99)),

@@ -25,8 +25,8 @@ def declare_types(stack: Stack) -> None:
 
 
 def submit(port: int, count: int, *, body: str = NOOP_BODY, connections: int = 8, rate: float = 0.0,
-           keep_latencies: bool = False) -> tuple[dict[str, Any], float]:  # fmt: skip
-    """Submit `count` tasks with the HTTP load generator; its figures and its CPU seconds."""
+           keep_latencies: bool = False) -> dict[str, Any]:  # fmt: skip
+    """Submit `count` tasks with the HTTP load generator: its figures (`cpu_s`: its own CPU time)."""
     args = [str(port), "--body", body, "--count", str(count), "--connections", str(connections)]
     if rate:
         args += ["--rate", str(rate)]
@@ -34,10 +34,8 @@ def submit(port: int, count: int, *, body: str = NOOP_BODY, connections: int = 8
         args.append("--keep-latencies")
     with generators(Generator("bench.http_load", *args)) as (load,):
         load.ready()
-        cpu_before = load.cpu_s()
         load.go()
-        result = load.result()
-        return result, load.cpu_s() - cpu_before if load.cpu_s() else 0.0
+        return load.result()
 
 
 def completed_count(client: redis.Redis) -> int:

@@ -37,7 +37,7 @@ def jobcast(count: int) -> dict[str, Any]:
     with Stack(JOBCAST_POLL_S=POLL_S) as stack:
         api, port = stack.api()
         declare_types(stack)
-        submitted, _ = submit(port, count, connections=16)
+        submitted = submit(port, count, connections=16)
         assert submitted["statuses"] == {"202": count}, submitted
         stack.stop(api)
         client = stack.redis()
