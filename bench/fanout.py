@@ -7,6 +7,8 @@ Scenarios (every client offers permessage-deflate, as browsers do):
 - busy_1000 / busy_5000: 1,000 and 5,000 clients on one stream at 100 events a second (one
   task; one shared channel): frames delivered per second, anything lost, and server memory per
   connection (RSS after every client is connected and subscribed, minus before, over the count).
+- storm: 1,000 clients connect and subscribe at the same instant to a freshly started server,
+  each to its own task (channel); do they all receive their events?
 
 Events come from bench.publisher, which publishes them exactly as jobcast's write script does
 (the envelope with the client frame inside), so the API's hub and sockets are all that is
@@ -23,7 +25,14 @@ DRAIN_S = 3.0
 
 
 def scenario(
-    server: str, *, count: int, streams: int, rate: float, seconds: float, processes: int = 1
+    server: str,
+    *,
+    count: int,
+    streams: int,
+    rate: float,
+    seconds: float,
+    processes: int = 1,
+    at_once: bool = False,
 ) -> dict[str, Any]:
     """`count` clients over `streams` streams (client i on stream i % streams)."""
     with Stack() as stack:
@@ -38,7 +47,7 @@ def scenario(
             paths = [f"/ws/{name}" for name in targets]
             subscribe = []
         rss_before = app.rss()
-        made = clients(port, count, paths=paths, subscribe=subscribe, processes=processes)
+        made = clients(port, count, paths=paths, subscribe=subscribe, processes=processes, at_once=at_once)
         pub = publisher(stack.redis_url, targets, "jobcast" if server == "jobcast" else "channels",
                         rate, seconds, stack.dir)  # fmt: skip
         with generators(*made, pub):
@@ -73,17 +82,18 @@ def scenario(
     }
 
 
-SCENARIOS = {  # name: (clients, streams, events a second per stream, client processes)
-    "own_task": (1000, 1000, 10.0, 1),
-    "busy_1000": (1000, 1, 100.0, 1),
-    "busy_5000": (5000, 1, 100.0, 2),
+SCENARIOS = {  # name: (clients, streams, events a second per stream, client processes, all at once)
+    "own_task": (1000, 1000, 10.0, 1, False),
+    "busy_1000": (1000, 1, 100.0, 1, False),
+    "busy_5000": (5000, 1, 100.0, 2, False),
+    "storm": (1000, 1000, 2.0, 1, True),
 }
 
 
 def main() -> None:
     args = arguments(__doc__ or "", seconds=5.0, only="")
     figures: dict[str, Any] = {}
-    for name, (count, streams, rate, processes) in SCENARIOS.items():
+    for name, (count, streams, rate, processes, at_once) in SCENARIOS.items():
         if args.only and name not in args.only.split(","):
             continue
         if args.quick:
@@ -92,7 +102,13 @@ def main() -> None:
             seconds = args.seconds
         for server in ("jobcast", "channels"):
             figures[f"{name}_{server}"] = scenario(
-                server, count=count, streams=streams, rate=rate, seconds=seconds, processes=processes
+                server,
+                count=count,
+                streams=streams,
+                rate=rate,
+                seconds=seconds,
+                processes=processes,
+                at_once=at_once,
             )
     emit(figures)
 
