@@ -48,6 +48,8 @@ def run(server: str, subscribers: int, ticks: int) -> dict[str, Any]:
             ready = [g.ready() for g in made]
             for generator in made:
                 generator.go()
+            for generator in made:
+                generator.ready()  # counting
             cpu, worker_cpu = app.cpu_s(), worker.cpu_s()
             if time.monotonic() > submitted_at + delay_s:
                 raise RuntimeError("the clients took longer to subscribe than the task waited")

@@ -57,6 +57,8 @@ def scenario(
             cpu = app.cpu_s()
             for generator in made:
                 generator.go()
+            for generator in made:
+                generator.ready()  # counting
             pub.go()
             published = pub.result(timeout_s=seconds * 3 + 60)
             time.sleep(DRAIN_S)

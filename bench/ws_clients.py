@@ -190,6 +190,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     await loop.run_in_executor(None, next, lines)
     cpu, stats.counting = time.process_time(), True
     started = time.perf_counter()
+    say({"counting": True})
     await loop.run_in_executor(None, next, lines)
     elapsed_s = time.perf_counter() - started
     counts = [c.events for c in clients]
