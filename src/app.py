@@ -49,9 +49,12 @@ STATUS_CODES: dict[type[errors.JobcastError], int] = {
 def server_options(settings: Settings) -> dict[str, Any]:
     """uvicorn's options for this app: the WebSocket frame bound, pings that find dead peers, and
     idle keep-alive connections held longer than a client or load balancer holds them (60 s is
-    common): a server that closes first races the client's next request on that connection."""
+    common): a server that closes first races the client's next request on that connection.
+    permessage-deflate as configured: a compressing connection keeps zlib state of about 40 KiB for
+    its whole life, more than the rest of it together (bench/NOTES.md)."""
     return {
         "timeout_keep_alive": KEEP_ALIVE_S,
+        "ws_per_message_deflate": settings.ws_compression,
         "ws_max_size": settings.ws_max_frame_bytes,
         "ws_ping_interval": settings.ws_ping_s,
         "ws_ping_timeout": settings.ws_ping_timeout_s,

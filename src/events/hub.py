@@ -21,6 +21,7 @@ from src.access import Principal, can_see, ensure_visible, sees_tracebacks
 from src.errors import NotFound
 from src.events.counters import HubCounters
 from src.events.envelope import NO_FRAME, Envelope, decode_envelope
+from src.events.outbox import END_OF_STREAM, Outbox
 from src.events.protocol import ErrorCode, error_frame, snapshot_frame
 from src.task_store import TaskStore
 from src.tasks import FINAL_EVENTS, TERMINAL, EventKind
@@ -30,7 +31,6 @@ log = logging.getLogger(__name__)
 Group = tuple[str, str]  # ("type", name), ("owner", name) or ALL: the tasks a subscription covers
 ALL: Group = ("all", "")
 
-END_OF_STREAM = ""  # queued last: the sender closes the connection once everything before it is sent
 NORMAL = 1000
 POLICY_VIOLATION = 1008
 TRY_AGAIN = 1013
@@ -51,11 +51,26 @@ class TaskWatch:
 
 
 class Client:
-    """One WebSocket connection as the hub sees it: its subscriptions and its outbox."""
+    """One WebSocket connection as the hub sees it: its subscriptions and its outbox. Slotted and
+    without tasks or events of its own: an API process holds thousands of them."""
+
+    __slots__ = (
+        "close_code",
+        "close_on_final",
+        "close_reason",
+        "end_code",
+        "end_reason",
+        "groups",
+        "outbox",
+        "peer_gone",
+        "principal",
+        "tasks",
+    )
 
     def __init__(self, principal: Principal, buffer: int, *, close_on_final: bool = False) -> None:
         self.principal = principal
-        self.outbox: asyncio.Queue[str] = asyncio.Queue(buffer)
+        self.outbox = Outbox(buffer)
+        self.peer_gone = False
         self.tasks: dict[str, TaskWatch] = {}
         self.groups: set[Group] = set()
         self.close_on_final = close_on_final
@@ -63,7 +78,6 @@ class Client:
         self.close_reason = ""
         self.end_code = NORMAL
         self.end_reason = "task finished"
-        self.closed = asyncio.Event()
 
     def send(self, frame: str) -> None:
         """Queue a frame; a full outbox means the client cannot keep up: close it."""
@@ -77,15 +91,18 @@ class Client:
     def end(self, code: int = NORMAL, reason: str = "task finished") -> None:
         """Close with `code` once the frames already queued are sent."""
         self.end_code, self.end_reason = code, reason
-        self.send(END_OF_STREAM)
+        self.send(END_OF_STREAM)  # queued last: the sender closes once everything before it is sent
 
     def close(self, code: int, reason: str = "") -> None:
         """Close now, dropping whatever is still queued."""
         if self.close_code is None:
             self.close_code, self.close_reason = code, reason
-        while not self.outbox.empty():
-            self.outbox.get_nowait()
-        self.closed.set()
+        self.outbox.close()
+
+    def gone(self) -> None:
+        """The peer went away (or stopped being read): nothing more to send it."""
+        self.peer_gone = True
+        self.outbox.close()
 
     @property
     def subscription_count(self) -> int:

@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 
 class Session:
+    __slots__ = ("_client", "_hub", "_max_subscriptions", "_types")
+
     def __init__(self, hub: Hub, types: TypeStore, client: Client, max_subscriptions: int) -> None:
         self._hub = hub
         self._types = types

@@ -89,16 +89,18 @@ async def _converse(
     first: FirstTask | None,
 ) -> None:
     session.attach()
+    # The sender ends once the client's outbox is closed: by the hub (slow client, revoked token),
+    # by the receiver (a frame too large), or when the receiver ends for any reason.
     sender = asyncio.create_task(_send_all(socket, client))
     receiver = asyncio.create_task(_receive_all(socket, client, session, max_frame_bytes))
-    closed = asyncio.create_task(client.closed.wait())
+    receiver.add_done_callback(lambda _: client.gone())
     try:
         if first is not None:
             await _subscribe_first(client, session, *first)
-        await asyncio.wait({sender, receiver, closed}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait((sender,))
     finally:
         session.detach()
-        for task in (sender, receiver, closed):
+        for task in (sender, receiver):
             task.cancel()
         for outcome in await asyncio.gather(sender, receiver, return_exceptions=True):
             if isinstance(outcome, Exception):
@@ -125,7 +127,8 @@ async def _send_all(socket: Socket, client: Client) -> None:
         while True:
             frame = await client.outbox.get()
             if not frame:
-                client.close(client.end_code, client.end_reason)
+                if not client.peer_gone:
+                    client.close(client.end_code, client.end_reason)
                 return
             await socket.send_data(frame, mode="text")
     except (WebSocketDisconnect, OSError, RuntimeError):
@@ -139,7 +142,7 @@ async def _receive_all(socket: Socket, client: Client, session: Session, max_byt
         except WebSocketDisconnect:
             message = {"type": "websocket.disconnect", "code": NORMAL}
         if message["type"] != "websocket.receive":
-            client.closed.set()  # the peer is gone: nothing to send it
+            client.gone()  # nothing to send it
             return
         text = message.get("text")
         if not isinstance(text, str):

@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m bench` runs every script and writes bench/RESULTS.md."""
