@@ -48,7 +48,7 @@ def token_authentication() -> DefineMiddleware:
     return DefineMiddleware(TokenAuthentication, exclude=OPEN_PATHS)
 
 
-def allowed_origin(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
+async def allowed_origin(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
     """Guard of the WebSocket routes: a cross-site page must not open a socket with the
     credentials of the user who visits it. No `Origin` header: a program, not a browser."""
     origin = connection.headers.get("origin")

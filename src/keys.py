@@ -12,6 +12,9 @@ TASK_RANK = PREFIX + "task-rank"
 TYPE_IDS = PREFIX + "type-ids"
 TYPE_NAMES = PREFIX + "type-names"
 TYPES = PREFIX + "types"
+TYPES_VERSION = (
+    PREFIX + "types-version"
+)  # counts every write to any type: a cached copy is current while it stands
 WORKERS = PREFIX + "workers"
 CANCEL_DEADLINES = PREFIX + "cancel-deadlines"
 TOKENS = PREFIX + "tokens"  # hash: token name → its record (never the token itself)

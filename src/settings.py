@@ -53,7 +53,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ws_ping_s: Positive = 20.0
     ws_ping_timeout_s: Positive = 20.0
     ws_max_connections: Count = 100
-    ws_compression: bool = True
+    ws_compression: bool = False
     allowed_origins: str = ""
     submit_rate: Count = 100
     max_parameters_bytes: Count = 256 * 1024

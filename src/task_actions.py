@@ -16,14 +16,14 @@ from src.access import (
     ensure_visible,
     redacted,
 )
-from src.errors import BadRequest, Inactive
+from src.errors import BadRequest, Inactive, InvalidParameters
 from src.quotas import SubmissionRate
 from src.schemas import Bounds, check_bounds, validate_parameters
-from src.task_store import Page, TaskQuery, TaskStore
+from src.task_store import Page, TaskQuery, TaskStore, TypesChanged
 from src.task_types import Executor, TaskType
 from src.tasks import Event, Task, TaskStatus, new_task, utc_now
 from src.transitions import Delete, Patch, RequestCancel, Retry
-from src.type_store import TypeStore
+from src.type_store import TypeStore, Versioned
 
 
 class Submitted(msgspec.Struct, frozen=True):
@@ -59,7 +59,27 @@ class TaskActions:
         key = None if idempotency_key is None else keys.idempotency(principal.name, idempotency_key)
         if key is not None and (first := await self.tasks.idempotent_task(key)) is not None:
             return Submitted(first, created=False, queued=False)
-        task_type = await self.resolve_type(type_name, type_id)
+        while True:
+            versioned = await self._submission_type(type_name, type_id)
+            try:
+                return await self._create(principal, versioned, parameters, priority, metadata, key)
+            except TypesChanged:
+                pass
+            except (Inactive, InvalidParameters):
+                if not versioned.cached:
+                    raise  # decided on the stored type, not on this process's copy of it
+            self.types.forget()
+
+    async def _create(
+        self,
+        principal: Principal,
+        versioned: Versioned,
+        parameters: dict[str, Any],
+        priority: int,
+        metadata: dict[str, Any],
+        key: str | None,
+    ) -> Submitted:
+        task_type = versioned.task_type
         if not task_type.is_active:
             raise Inactive(f"task type {task_type.name!r} is not active")
         check_bounds(self._bounds, {"/parameters": parameters, "/metadata": metadata})
@@ -75,17 +95,19 @@ class TaskActions:
             at=utc_now(),
         )
         queued = task_type.executor is Executor.WORKER
-        stored = await self.tasks.create(task, event, queued=queued, idempotency_key=key)
+        stored = await self.tasks.create(
+            task, event, queued=queued, idempotency_key=key, types_version=versioned.version
+        )
         return Submitted(stored, created=stored.id == task.id, queued=queued)
 
-    async def resolve_type(self, type_name: str | None, type_id: int | None) -> TaskType:
+    async def _submission_type(self, type_name: str | None, type_id: int | None) -> Versioned:
         """The type a submission names by `type`, `task_type_id` or both (which must agree)."""
         if type_name is None and type_id is None:
             raise BadRequest("name the task type with `type` or `task_type_id`")
-        task_type = await self.types.read(type_id if type_id is not None else str(type_name))
-        if type_name is not None and task_type.name != type_name:
-            raise BadRequest(f"task_type_id {type_id} is {task_type.name!r}, not {type_name!r}")
-        return task_type
+        versioned = await self.types.versioned(type_id if type_id is not None else str(type_name))
+        if type_name is not None and versioned.task_type.name != type_name:
+            raise BadRequest(f"task_type_id {type_id} is {versioned.task_type.name!r}, not {type_name!r}")
+        return versioned
 
     async def get(self, principal: Principal, task_id: str) -> Task:
         return ensure_visible(principal, await self.tasks.get(task_id))

@@ -45,6 +45,10 @@ class TaskQuery(msgspec.Struct, frozen=True):
     cursor: int | None = None
 
 
+class TypesChanged(Exception):
+    """A type was written since the copy a submission was checked against: nothing was stored."""
+
+
 class _Lost(Exception):
     """A write's guard failed: someone else wrote first, or this very write landed earlier and
     only its reply was lost (a command retried after a dropped connection)."""
@@ -70,15 +74,26 @@ class TaskStore:
     async def get(self, task_id: str) -> Task:
         return (await self.read(task_id)).task
 
-    async def create(self, task: Task, event: Event, *, queued: bool, idempotency_key: str | None) -> Task:
+    async def create(
+        self,
+        task: Task,
+        event: Event,
+        *,
+        queued: bool,
+        idempotency_key: str | None,
+        types_version: int | None = None,
+    ) -> Task:
         """Store a new task (and its arq job when `queued`); with an idempotency key that was
-        already used, store nothing and return the task it created."""
+        already used, store nothing and return the task it created. TypesChanged when some
+        type was written after `types_version`: the task was checked against an old copy."""
         rank = int(await self._redis.incr(keys.TASK_RANK))
         job_id = job_id_for(task.id, event.seq) if queued else ""
-        plan = create_plan(task, event, rank, job_id, idempotency_key, self.limits)
+        plan = create_plan(task, event, rank, job_id, idempotency_key, types_version, self.limits)
         try:
             await self._atomic.run(plan)
         except GuardFailed as failed:
+            if types_version is not None and failed.index == len(plan.guards):
+                raise TypesChanged from None
             if failed.index == 2:  # the idempotency key names the first task
                 return await self.get(failed.found)
             return await self.get(task.id)  # a fresh random id exists: this very write, retried

@@ -14,12 +14,41 @@ from src.tasks import utc_now
 from src.writes import ABSENT, Plan, encode
 
 decode_type = msgspec.json.Decoder(TaskType).decode
+NEW_VERSION = ["INCR", keys.TYPES_VERSION]
+RECENT_MAX = 1000
+
+
+class Versioned(msgspec.Struct, frozen=True):
+    """A type as read while the types version was `version`: current as long as it still is."""
+
+    task_type: TaskType
+    version: int
+    cached: bool = False  # from this process's copy, not read just now
 
 
 class TypeStore:
     def __init__(self, redis: Redis, atomic: Atomic) -> None:
         self._redis = redis
         self._atomic = atomic
+        self._recent: dict[str | int, Versioned] = {}  # by the ref a caller used
+
+    async def versioned(self, ref: str | int) -> Versioned:
+        """The type with the types version it is current at, from this process's copy when it
+        has one: a write that uses it guards on the version (see `forget`)."""
+        recent = self._recent.get(ref)
+        if recent is not None:
+            return recent
+        # The version first: a type written after it was read is caught by the guard.
+        version = int(await self._redis.get(keys.TYPES_VERSION) or 0)
+        task_type = await self.read(ref)
+        if len(self._recent) >= RECENT_MAX:
+            self._recent.clear()
+        self._recent[ref] = Versioned(task_type, version, cached=True)
+        return Versioned(task_type, version)
+
+    def forget(self) -> None:
+        """Some type changed since the copies were read: read them again."""
+        self._recent.clear()
 
     async def create(self, fields: dict[str, Any]) -> TaskType:
         """Store a new type from its writable fields; AlreadyExists when the name is taken."""
@@ -33,6 +62,7 @@ class TypeStore:
                 ["SET", keys.task_type(type_id), doc],
                 ["HSET", keys.TYPE_NAMES, task_type.name, str(type_id)],
                 ["ZADD", keys.TYPES, str(type_id), str(type_id)],
+                NEW_VERSION,
             ],
         )
         try:
@@ -74,7 +104,7 @@ class TypeStore:
                 return (await self._with_workers([current]))[0]
             plan = Plan(
                 guards=[[doc, "GET", keys.task_type(current.id)]],
-                writes=[["SET", keys.task_type(current.id), encode(updated).decode()]],
+                writes=[["SET", keys.task_type(current.id), encode(updated).decode()], NEW_VERSION],
             )
             try:
                 await self._atomic.run(plan)

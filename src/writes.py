@@ -59,9 +59,17 @@ def queue_score(priority: int, rank: int) -> int:
 
 
 def create_plan(
-    task: Task, event: Event, rank: int, job_id: str, idempotency_key: str | None, limits: Limits
+    task: Task,
+    event: Event,
+    rank: int,
+    job_id: str,
+    idempotency_key: str | None,
+    types_version: int | None,
+    limits: Limits,
 ) -> Plan:
-    """A new task: record, first event, indexes, its arq job (if any) and the idempotency key."""
+    """A new task: record, first event, indexes, its arq job (if any) and the idempotency key.
+    With `types_version`, the last guard holds the task to the copy of its type it was checked
+    against: no type was written since."""
     guards = [[ABSENT, "HGET", keys.task(task.id), "seq"]]
     writes = [["HSET", keys.task(task.id), "rank", str(rank), "job", job_id]]
     writes += _record_and_event(task, event, limits)
@@ -72,6 +80,8 @@ def create_plan(
     if idempotency_key is not None:
         guards.append([ABSENT, "GET", idempotency_key])
         writes.append(["SET", idempotency_key, task.id, "EX", str(limits.idempotency_ttl_s)])
+    if types_version is not None:
+        guards.append([str(types_version) if types_version else ABSENT, "GET", keys.TYPES_VERSION])
     return Plan(guards, writes)
 
 

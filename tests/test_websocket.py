@@ -489,11 +489,15 @@ async def test_a_bad_frame_gets_an_error_and_the_connection_stays_open(
         await assert_alive(ws)
 
 
+@pytest.mark.parametrize("server_compression", [False, True])
 @pytest.mark.parametrize("compression", [None, "deflate"])
 async def test_a_frame_of_64_kib_is_read_and_a_larger_one_closes_with_1009(
-    app: ServedApp, compression: str | None
+    settings: Settings, compression: str | None, server_compression: bool
 ) -> None:
-    async with await WsClient.connect(app.ws_url + "/ws", compression=compression) as ws:
+    async with (
+        ServedApp(msgspec.structs.replace(settings, ws_compression=server_compression)) as app,
+        await WsClient.connect(app.ws_url + "/ws", compression=compression) as ws,
+    ):
         padded = '{"op": "ping"' + " " * (MAX_FRAME_BYTES - 14) + "}"
         assert len(padded.encode()) == MAX_FRAME_BYTES
         await send_raw(ws, padded)

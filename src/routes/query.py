@@ -24,8 +24,9 @@ def query_names(app: Litestar) -> QueryNames:
     return names
 
 
-def refuse_unknown_query(request: Request[Any, Any, Any]) -> None:
-    """before_request hook: 400 naming the parameters the operation does not take."""
+async def refuse_unknown_query(request: Request[Any, Any, Any]) -> None:
+    """before_request hook (async: a sync one would run in a thread for every request): 400
+    naming the parameters the operation does not take."""
     known: QueryNames = request.app.state.query_names
     allowed = known.get((request.method, request.scope.get("path_template", "")))
     if allowed is None:
