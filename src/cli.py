@@ -1,6 +1,8 @@
 """The `jobcast` command: dev (everything at once), api, worker, health, token."""
 
 import argparse
+import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -92,6 +94,10 @@ def _worker(settings: Settings, args: argparse.Namespace) -> None:
 
     if args.concurrency is not None:
         settings = msgspec.structs.replace(settings, worker_concurrency=max(1, args.concurrency))
+    with contextlib.suppress(ImportError):  # not on Windows
+        import uvloop
+
+        asyncio.set_event_loop(uvloop.new_event_loop())  # arq runs on the current loop
     try:
         definitions = discover(args.tasks)
         worker = build_worker(settings, definitions)

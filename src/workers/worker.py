@@ -61,6 +61,10 @@ def build_worker(settings: Settings, definitions: dict[str, TaskDefinition[Any]]
     # arq marks a job in progress for its longest timeout (a week here); the heartbeat keeps the
     # mark alive instead, so a killed worker's jobs are free again one heartbeat TTL later.
     worker.in_progress_timeout_s = settings.heartbeat_ttl_s
+    if settings.log_level.upper() != "DEBUG":
+        # arq writes a line as each job starts and another as it ends: jobcast's own events say
+        # as much, and formatting them took a tenth of a busy worker's time.
+        logging.getLogger("arq.worker").setLevel(logging.WARNING)
     lifecycle.held_jobs = lambda: list(worker.tasks)
     lifecycle.wake = worker.wake
     return worker
