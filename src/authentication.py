@@ -35,8 +35,15 @@ class TokenAuthentication(AbstractAuthenticationMiddleware):
         return AuthenticationResult(user=principal, auth=None)
 
 
+def header(connection: ASGIConnection[Any, Any, Any, Any], name: bytes) -> str | None:
+    """One request header, read from the raw scope: `connection.headers` would build and keep a
+    parsed copy of them all, for as long as a WebSocket stays open."""
+    found = next((value for key, value in connection.scope["headers"] if key.lower() == name), None)
+    return None if found is None else found.decode("latin-1")
+
+
 def presented_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
-    scheme, _, credentials = connection.headers.get("authorization", "").partition(" ")
+    scheme, _, credentials = (header(connection, b"authorization") or "").partition(" ")
     if scheme.lower() == "bearer" and credentials.strip():
         return credentials.strip()
     if connection.scope["type"] == ScopeType.WEBSOCKET:  # a browser cannot set headers on a WebSocket
@@ -51,11 +58,11 @@ def token_authentication() -> DefineMiddleware:
 async def allowed_origin(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
     """Guard of the WebSocket routes: a cross-site page must not open a socket with the
     credentials of the user who visits it. No `Origin` header: a program, not a browser."""
-    origin = connection.headers.get("origin")
+    origin = header(connection, b"origin")
     if origin is None:
         return
     origin = origin.rstrip("/")
-    host = connection.headers.get("host", "")
+    host = header(connection, b"host") or ""
     scheme, _, netloc = origin.partition("://")
     if scheme in ("http", "https") and netloc == host:
         return

@@ -89,23 +89,25 @@ async def _converse(
     first: FirstTask | None,
 ) -> None:
     session.attach()
-    # The sender ends once the client's outbox is closed: by the hub (slow client, revoked token),
-    # by the receiver (a frame too large), or when the receiver ends for any reason.
-    sender = asyncio.create_task(_send_all(socket, client))
+    # This task sends; it stops once the client's outbox is closed: by the hub (slow client,
+    # revoked token), by the receiver (a frame too large), or when the receiver ends for any
+    # reason. One task fewer per connection than a sender of its own.
     receiver = asyncio.create_task(_receive_all(socket, client, session, max_frame_bytes))
     receiver.add_done_callback(lambda _: client.gone())
     try:
         if first is not None:
             await _subscribe_first(client, session, *first)
-        await asyncio.wait((sender,))
+        await _send_all(socket, client)
+    except Exception:
+        log.exception("websocket connection failed")
+        client.close(INTERNAL_ERROR, "internal error")
     finally:
         session.detach()
-        for task in (sender, receiver):
-            task.cancel()
-        for outcome in await asyncio.gather(sender, receiver, return_exceptions=True):
-            if isinstance(outcome, Exception):
-                log.error("websocket connection failed", exc_info=outcome)
-                client.close(INTERNAL_ERROR, "internal error")
+        receiver.cancel()
+        (outcome,) = await asyncio.gather(receiver, return_exceptions=True)
+        if isinstance(outcome, Exception):
+            log.error("websocket connection failed", exc_info=outcome)
+            client.close(INTERNAL_ERROR, "internal error")
         if client.close_code is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(socket.close(client.close_code, client.close_reason), CLOSE_WAIT_S)
