@@ -30,11 +30,13 @@ log = logging.getLogger("jobcast.worker")
 
 RESUBSCRIBE_S = 0.5
 
-# KEYS[1]: the queue. ARGV: now (ms), in-progress mark lifetime (ms), mark prefix, job ids.
-# A job is claimed when it is still queued, due, and not marked in progress by anyone.
+# KEYS[1]: the queue. ARGV: now (ms), in-progress mark lifetime (ms), mark prefix, how many to
+# claim at most, job ids. A job is claimed when it is still queued, due, and not marked in
+# progress by anyone. Running jobs stay in arq's queue until they end: they are skipped.
 CLAIM_JOBS = """
 local claimed = {}
-for i = 4, #ARGV do
+for i = 5, #ARGV do
+  if #claimed >= 2 * tonumber(ARGV[4]) then break end
   local score = redis.call('ZSCORE', KEYS[1], ARGV[i])
   local mark = ARGV[3] .. ARGV[i]
   if score and tonumber(score) <= tonumber(ARGV[1]) and redis.call('EXISTS', mark) == 0 then
@@ -63,18 +65,18 @@ class JobcastWorker(Worker):
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         """Claim as many of these jobs as there are free slots, in one step, and run them."""
         free = self.max_jobs - self.job_counter
-        if free <= 0 or not job_ids:
+        candidates = [job_id for job_id in map(bytes.decode, job_ids) if job_id not in self.tasks]
+        if free <= 0 or not candidates:
             return
+        if self._claim is None:
+            self._claim = self.pool.register_script(CLAIM_JOBS)
         mark_ms = int(self.in_progress_timeout_s * 1000)
-        candidates = [job_id.decode() for job_id in job_ids[:free]]
-        claim = self.pool.register_script(CLAIM_JOBS)
-        reply = await claim(
-            keys=[self.queue_name], args=[timestamp_ms(), mark_ms, in_progress_key_prefix, *candidates]
-        )
-        for job_id, score in zip(reply[::2], reply[1::2], strict=True):
+        args = [timestamp_ms(), mark_ms, in_progress_key_prefix, free, *candidates]
+        reply = await self._claim(keys=[self.queue_name], args=args)
+        for raw_id, score in zip(reply[::2], reply[1::2], strict=True):
             await self.sem.acquire()
             self.job_counter += 1
-            job_id = job_id.decode()
+            job_id = raw_id.decode()
             task = self.loop.create_task(self.run_job(job_id, int(float(score))))
             task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
             self.tasks[job_id] = task
