@@ -46,7 +46,18 @@ def task_index(status: str = ANY, type_id: int | str = ANY, owner: str = ANY) ->
 
 def task_indexes(status: str, type_id: int, owner: str) -> list[str]:
     """The indexes a task with these fields belongs to: every combination of filter or any."""
-    return [task_index(s, t, o) for s in (status, ANY) for t in (str(type_id), ANY) for o in (owner, ANY)]
+    return status_indexes(status, type_id, owner) + status_indexes(ANY, type_id, owner)
+
+
+def status_indexes(status: str, type_id: int, owner: str) -> list[str]:
+    """The four of them that name this status: the ones a status change moves the task between."""
+    prefix = f"{PREFIX}tasks:{status}:"
+    return [
+        f"{prefix}{type_id}:{owner}",
+        f"{prefix}{type_id}:{ANY}",
+        f"{prefix}{ANY}:{owner}",
+        f"{prefix}{ANY}:{ANY}",
+    ]
 
 
 def idempotency(owner: str, key: str) -> str:

@@ -6,6 +6,7 @@ when another writer got there first, the change is re-applied to what it wrote.
 
 import heapq
 from collections.abc import Sequence
+from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
@@ -30,6 +31,17 @@ from src.writes import (
 
 decode_task = msgspec.json.Decoder(Task).decode
 decode_events = msgspec.json.Decoder(list[Event]).decode
+
+
+STORED_FIELDS = ["doc", "rank", "job"]  # of a task's hash: what a Stored is made of
+
+
+def stored_from(task_id: str, fields: list[Any]) -> Stored:
+    """A Stored from its hash's STORED_FIELDS, as read; NotFound when the task is gone."""
+    doc, rank, job = fields
+    if doc is None:
+        raise NotFound(f"task {task_id!r} not found")
+    return Stored(decode_task(doc), int(rank or 0), (job or b"").decode())
 
 
 class Page(msgspec.Struct, frozen=True):
@@ -65,11 +77,7 @@ class TaskStore:
 
     async def read(self, task_id: str) -> Stored:
         """The task and its store-only fields; NotFound when there is no such task."""
-        fields = await self._redis.hmget(keys.task(task_id), ["doc", "rank", "job"])
-        if fields[0] is None:
-            raise NotFound(f"task {task_id!r} not found")
-        doc, rank, job = fields
-        return Stored(decode_task(doc), int(rank or 0), (job or b"").decode())
+        return stored_from(task_id, await self._redis.hmget(keys.task(task_id), STORED_FIELDS))
 
     async def get(self, task_id: str) -> Task:
         return (await self.read(task_id)).task

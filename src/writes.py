@@ -170,9 +170,9 @@ def _job_writes(before: Stored, task: Task, event: Event) -> list[Command]:
 def _status_moves(before: Stored, task: Task, event: Event) -> list[Command]:
     """Index entries follow the status; finished tasks are listed for retention."""
     # The indexes of any status hold the task whatever its status: only the others move.
-    old, new = set(_indexes(before.task)), set(_indexes(task))
-    writes = [["ZREM", index, task.id] for index in sorted(old - new)]
-    writes += [["ZADD", index, str(before.rank), task.id] for index in sorted(new - old)]
+    type_id, owner, rank = task.task_type_id, task.owner, str(before.rank)
+    writes = [["ZREM", index, task.id] for index in keys.status_indexes(before.task.status, type_id, owner)]
+    writes += [["ZADD", index, rank, task.id] for index in keys.status_indexes(task.status, type_id, owner)]
     if task.status in TERMINAL:
         writes.append(["ZADD", keys.FINISHED, str(_ms(event)), task.id])
     elif before.task.status in TERMINAL:

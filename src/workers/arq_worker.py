@@ -14,6 +14,7 @@ in-progress marks for a whole batch in one.
 
 import asyncio
 import contextlib
+import functools
 import logging
 from typing import Any
 
@@ -31,22 +32,27 @@ log = logging.getLogger("jobcast.worker")
 RESUBSCRIBE_S = 0.5
 
 # KEYS[1]: the queue. ARGV: now (ms), in-progress mark lifetime (ms), mark prefix, how many to
-# claim at most, job ids. A job is claimed when it is still queued, due, and not marked in
-# progress by anyone. Running jobs stay in arq's queue until they end: they are skipped.
+# claim at most, task key prefix, job ids. A job is claimed when it is still queued, due, and
+# not marked in progress by anyone; running jobs stay in arq's queue until they end, and are
+# skipped. For each claimed job: its id, its score, and its task's record as read at that
+# moment (a job id starts with its task's id), which saves the job a read of its own.
 CLAIM_JOBS = """
 local claimed = {}
-for i = 5, #ARGV do
-  if #claimed >= 2 * tonumber(ARGV[4]) then break end
+for i = 6, #ARGV do
+  if #claimed >= 5 * tonumber(ARGV[4]) then break end
   local score = redis.call('ZSCORE', KEYS[1], ARGV[i])
   local mark = ARGV[3] .. ARGV[i]
   if score and tonumber(score) <= tonumber(ARGV[1]) and redis.call('EXISTS', mark) == 0 then
     redis.call('PSETEX', mark, ARGV[2], '1')
+    local task = redis.call('HMGET', ARGV[5] .. string.match(ARGV[i], '^[^:]+'), 'doc', 'rank', 'job')
     claimed[#claimed + 1] = ARGV[i]
     claimed[#claimed + 1] = score
+    for _, field in ipairs(task) do claimed[#claimed + 1] = field end
   end
 end
 return claimed
 """
+CLAIMED_FIELDS = 5  # per claimed job in the reply: id, score, doc, rank, job
 
 
 class JobcastWorker(Worker):
@@ -55,6 +61,7 @@ class JobcastWorker(Worker):
         self.wake = asyncio.Event()
         self._poll_s = poll_s
         self._claim: AsyncScript | None = None  # registered once arq's pool exists
+        self.prefetched: dict[str, list[Any]] = {}  # job id → its task's record fields, at the claim
 
     async def _poll_iteration(self) -> None:
         await super()._poll_iteration()
@@ -71,15 +78,21 @@ class JobcastWorker(Worker):
         if self._claim is None:
             self._claim = self.pool.register_script(CLAIM_JOBS)
         mark_ms = int(self.in_progress_timeout_s * 1000)
-        args = [timestamp_ms(), mark_ms, in_progress_key_prefix, free, *candidates]
+        args = [timestamp_ms(), mark_ms, in_progress_key_prefix, free, keys.task(""), *candidates]
         reply = await self._claim(keys=[self.queue_name], args=args)
-        for raw_id, score in zip(reply[::2], reply[1::2], strict=True):
+        for at in range(0, len(reply), CLAIMED_FIELDS):
+            raw_id, score, *fields = reply[at : at + CLAIMED_FIELDS]
             await self.sem.acquire()
             self.job_counter += 1
             job_id = raw_id.decode()
+            self.prefetched[job_id] = fields
             task = self.loop.create_task(self.run_job(job_id, int(float(score))))
-            task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
+            task.add_done_callback(functools.partial(self._job_done, job_id))
             self.tasks[job_id] = task
+
+    def _job_done(self, job_id: str, _: asyncio.Task[None]) -> None:
+        self.prefetched.pop(job_id, None)  # unused when the job ran nothing (a refused payload)
+        self._release_sem_dec_counter_on_complete()
 
     def _release_sem_dec_counter_on_complete(self) -> None:
         super()._release_sem_dec_counter_on_complete()

@@ -13,6 +13,7 @@ import msgspec
 
 from src.errors import InvalidTransition, NotFound, describe
 from src.logs import task_logging
+from src.task_store import stored_from
 from src.tasks import TaskStatus, utc_now
 from src.transitions import Change, Finish, Patch, Requeue, Start
 from src.workers.blocking import HandlerError
@@ -67,9 +68,12 @@ async def _run_claimable(state: WorkerState, stored: Stored) -> None:
 
 
 async def _claimable(state: WorkerState, task_id: str, job_id: str) -> Stored | None:
-    """The task, if this job is its current one and it is still waiting to run."""
+    """The task, if this job is its current one and it is still waiting to run. The record
+    read when the job was claimed will do: if it changed since, the start write's guard sees
+    it and the change is applied to a fresh read."""
+    fields = state.prefetched.pop(job_id, None)
     try:
-        stored = await state.tasks.read(task_id)
+        stored = await state.tasks.read(task_id) if fields is None else stored_from(task_id, fields)
     except NotFound:
         log.info("job %s: task %s no longer exists", job_id, task_id)
         return None

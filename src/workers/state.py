@@ -42,6 +42,7 @@ class WorkerState:
     worker_id: str
     blocking: BlockingPool
     running: set[str] = field(default_factory=set)
+    prefetched: dict[str, list[Any]] = field(default_factory=dict)  # job id → record fields at its claim
     timeouts: TypeTimeouts = field(init=False)
 
     def __post_init__(self) -> None:

@@ -67,6 +67,7 @@ def build_worker(settings: Settings, definitions: dict[str, TaskDefinition[Any]]
         logging.getLogger("arq.worker").setLevel(logging.WARNING)
     lifecycle.held_jobs = lambda: list(worker.tasks)
     lifecycle.wake = worker.wake
+    lifecycle.prefetched = worker.prefetched
     return worker
 
 
@@ -93,12 +94,21 @@ class Lifecycle:
         self._heartbeat: Heartbeat | None = None
         self.held_jobs: Callable[[], list[str]] = list
         self.wake = asyncio.Event()
+        self.prefetched: dict[str, list[Any]] = {}
 
     async def startup(self, ctx: dict[str, Any]) -> None:
         redis = ctx["redis"]
         await ensure_fit(redis)
         tasks, types = open_stores(self._settings, redis)
-        state = WorkerState(self._settings, tasks, types, self._definitions, self._worker_id, self._blocking)
+        state = WorkerState(
+            self._settings,
+            tasks,
+            types,
+            self._definitions,
+            self._worker_id,
+            self._blocking,
+            prefetched=self.prefetched,
+        )
         ctx[STATE_KEY] = state
         for definition in self._definitions.values():
             await types.declare(definition.name, _declared(definition), _defaults(definition))
