@@ -4,13 +4,21 @@ alice owns the tasks under test; bob is another submitter; `ext-worker` serves t
 `ext`, `other-worker` serves `other`; `gone` had a token that was revoked.
 """
 
+import asyncio
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 from redis.asyncio import Redis
 
 from src.access import Role
+from src.redis_server import RedisServer, free_port
+from src.settings import Settings
 from src.tokens import TokenStore
+from tests.conftest import FAST
+from tests.processes import JobcastProcess, start_api
 
 NONE = "no token"
 BAD = "bad token"
@@ -71,3 +79,59 @@ async def submit_as(http: httpx.AsyncClient, callers: Callers, caller: str = OWN
     response = await http.post("/api/tasks", json=body, headers=callers.headers(caller))
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
+
+
+@dataclass(frozen=True)
+class SecuredApi:
+    """A `jobcast api` process with auth on, on its own Redis, with every caller's token made
+    and the two types created."""
+
+    process: JobcastProcess
+    port: int
+    redis_url: str
+    callers: Callers
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def submit(self) -> str:
+        """A new task of `ext`, alice's; its id."""
+        return asyncio.run(_submit(self.http_url, self.callers))
+
+
+@contextlib.contextmanager
+def secured_api(redis_binary: str, workdir: Path) -> Iterator[SecuredApi]:
+    """Start one, for the tests of a module (a subprocess: its tests may block their own loop)."""
+    redis_server = RedisServer(redis_binary, workdir / "redis", appendonly=False).start()
+    settings = Settings(redis_url=redis_server.url, **{**FAST, "auth": True})  # type: ignore[arg-type]
+    port = free_port()
+    try:
+        api = start_api(settings, workdir / "api.log", port)
+        try:
+            callers = asyncio.run(_prepare(f"http://127.0.0.1:{port}", redis_server.url))
+            yield SecuredApi(api, port, redis_server.url, callers)
+        finally:
+            api.stop()
+    finally:
+        redis_server.stop()
+
+
+async def _prepare(http_url: str, redis_url: str) -> Callers:
+    redis = Redis.from_url(redis_url)
+    try:
+        callers = await make_callers(redis)
+    finally:
+        await redis.aclose()
+    async with httpx.AsyncClient(base_url=http_url, timeout=10) as http:
+        await make_types(http, callers)
+    return callers
+
+
+async def _submit(http_url: str, callers: Callers) -> str:
+    async with httpx.AsyncClient(base_url=http_url, timeout=10) as http:
+        return await submit_as(http, callers)

@@ -4,11 +4,9 @@ the protocol documents (an `error` frame with a known code, or an op's own answe
 over 64 KiB, the close code 1009; the server stays up, and a bystander subscribed all along
 still gets its events."""
 
-import asyncio
 import contextlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -16,17 +14,12 @@ import pytest
 import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from redis.asyncio import Redis
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from src import keys
 from src.events.protocol import ErrorCode
-from src.redis_server import RedisServer, free_port
-from src.settings import Settings
-from tests.callers import ADMIN, OWNER, TYPE, Callers, make_callers, make_types, submit_as
-from tests.conftest import FAST
-from tests.processes import JobcastProcess, start_api
+from tests.callers import ADMIN, OWNER, TYPE, SecuredApi, secured_api
 
 MAX_FRAME_BYTES = 64 * 1024
 WAIT_S = 15.0
@@ -69,16 +62,6 @@ FRAMES = st.one_of(
 )
 
 
-@dataclass
-class Target:
-    api: JobcastProcess
-    ws_url: str
-    http_url: str
-    redis_url: str
-    callers: Callers
-    task_id: str
-
-
 class Fuzzer:
     """One connection, reopened whenever the server closes it (as it must for oversized frames)."""
 
@@ -112,33 +95,29 @@ class Fuzzer:
 
 
 @pytest.fixture(scope="module")
-def target(redis_binary: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
-    workdir = tmp_path_factory.mktemp("ws-fuzz")
-    redis_server = RedisServer(redis_binary, workdir / "redis", appendonly=False).start()
-    settings = Settings(redis_url=redis_server.url, **{**FAST, "auth": True})  # type: ignore[arg-type]
-    port = free_port()
-    api = start_api(settings, workdir / "api.log", port)
-    http_url = f"http://127.0.0.1:{port}"
-    try:
-        callers, task_id = asyncio.run(_prepare(http_url, settings))
-        yield Target(api, f"ws://127.0.0.1:{port}", http_url, redis_server.url, callers, task_id)
-    finally:
-        api.stop()
-        redis_server.stop()
+def target(redis_binary: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredApi]:
+    with secured_api(redis_binary, tmp_path_factory.mktemp("ws-fuzz")) as api:
+        yield api
 
 
 @pytest.fixture(scope="module")
-def fuzzer(target: Target) -> Iterator[Fuzzer]:
+def task_id(target: SecuredApi) -> str:
+    """The task the bystander watches."""
+    return target.submit()
+
+
+@pytest.fixture(scope="module")
+def fuzzer(target: SecuredApi) -> Iterator[Fuzzer]:
     fuzzer = Fuzzer(target.ws_url + "/ws" + target.callers.query(OWNER))
     yield fuzzer
     fuzzer.close()
 
 
 @pytest.fixture(scope="module")
-def bystander(target: Target) -> Iterator[ClientConnection]:
+def bystander(target: SecuredApi, task_id: str) -> Iterator[ClientConnection]:
     """A client of another principal, subscribed to a task before the fuzzing starts."""
     with connect(target.ws_url + "/ws" + target.callers.query(ADMIN), open_timeout=WAIT_S) as connection:
-        connection.send(json.dumps({"op": "subscribe", "task_id": target.task_id}))
+        connection.send(json.dumps({"op": "subscribe", "task_id": task_id}))
         assert json.loads(connection.recv(timeout=WAIT_S))["type"] == "subscribed"
         assert json.loads(connection.recv(timeout=WAIT_S))["type"] == "snapshot"
         yield connection
@@ -166,23 +145,23 @@ def test_every_frame_gets_a_documented_answer(
 
 
 def test_after_the_fuzzing_the_server_is_up_and_the_bystander_still_served(
-    target: Target, fuzzer: Fuzzer, bystander: ClientConnection
+    target: SecuredApi, task_id: str, fuzzer: Fuzzer, bystander: ClientConnection
 ) -> None:
     """Garbage published on the events channel itself (anyone with Redis access could) is
     ignored too: the next real event still arrives."""
     with redis.Redis.from_url(target.redis_url) as client:
         for garbage in [b"\xff\xfe", b"{}", b'{"task_id": 1}', b"[" * 5000]:
             client.publish(keys.EVENTS_CHANNEL, garbage)
-    assert target.api.alive()
+    assert target.process.alive()
     update = httpx.put(
-        f"{target.http_url}/api/tasks/{target.task_id}",
+        f"{target.http_url}/api/tasks/{task_id}",
         json={"priority": 3},
         headers=target.callers.headers(ADMIN),
         timeout=WAIT_S,
     )
     assert update.status_code == 200, update.text
     event = json.loads(bystander.recv(timeout=WAIT_S))
-    assert (event["type"], event["task_id"], event["priority"]) == ("event", target.task_id, 3)
+    assert (event["type"], event["task_id"], event["priority"]) == ("event", task_id, 3)
     answer = fuzzer.answer(json.dumps({"op": "ping"}))
     assert isinstance(answer, list)
     assert [frame for frame in answer if frame["type"] == "pong"] == [{"type": "pong"}] * 2
@@ -194,14 +173,3 @@ def _is_ping(frame: str | bytes) -> bool:
         return isinstance(frame, str) and json.loads(frame) == {"op": "ping"}
     except (ValueError, RecursionError):
         return False
-
-
-async def _prepare(http_url: str, settings: Settings) -> tuple[Callers, str]:
-    redis = Redis.from_url(settings.redis_url_or_default())
-    try:
-        callers = await make_callers(redis)
-    finally:
-        await redis.aclose()
-    async with httpx.AsyncClient(base_url=http_url, timeout=WAIT_S) as http:
-        await make_types(http, callers)
-        return callers, await submit_as(http, callers)
