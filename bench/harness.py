@@ -69,6 +69,15 @@ def ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 2)
 
 
+def cpu_s_of(process: psutil.Process) -> float:
+    """User + system CPU seconds a process has used so far (0 once it has exited)."""
+    try:
+        times = process.cpu_times()
+    except psutil.NoSuchProcess:
+        return 0.0
+    return float(times.user + times.system)
+
+
 class Child:
     """A child process whose output goes to a log file, and whose CPU time we can read."""
 
@@ -88,12 +97,7 @@ class Child:
         return self.process.poll() is None
 
     def cpu_s(self) -> float:
-        """User + system CPU seconds so far (0 once it has exited)."""
-        try:
-            times = self.ps.cpu_times()
-        except psutil.NoSuchProcess:
-            return 0.0
-        return float(times.user + times.system)
+        return cpu_s_of(self.ps)
 
     def rss(self) -> int:
         return int(self.ps.memory_info().rss)
@@ -223,11 +227,7 @@ class Generator:
         self.process.stdin.flush()
 
     def cpu_s(self) -> float:
-        try:
-            times = self.ps.cpu_times()
-        except psutil.NoSuchProcess:
-            return 0.0
-        return float(times.user + times.system)
+        return cpu_s_of(self.ps)
 
     def result(self, timeout_s: float = 300) -> dict[str, Any]:
         line = self._line(timeout_s)

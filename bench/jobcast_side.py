@@ -11,7 +11,7 @@ import msgspec
 import psutil
 import redis
 
-from bench.harness import Generator, Stack, generators
+from bench.harness import Generator, Stack, cpu_s_of, generators
 from src import keys
 from src.tasks import Task
 
@@ -80,8 +80,7 @@ def calls_between(before: dict[str, int], after: dict[str, int]) -> dict[str, in
 
 
 def process_cpu_s(pid: int) -> float:
-    times = psutil.Process(pid).cpu_times()
-    return float(times.user + times.system)
+    return cpu_s_of(psutil.Process(pid))
 
 
 def timeline(moments_s: list[float], bin_s: float = 0.1) -> list[int]:
