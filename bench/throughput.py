@@ -52,14 +52,7 @@ def jobcast(count: int) -> dict[str, Any]:
         client.close()
     starts = [seconds(task.started_at) for task in records]
     ends = [seconds(task.completed_at) for task in records]
-    span_s = max(ends) - min(starts)
-    return {
-        "per_s": round(len(records) / span_s, 1),
-        "span_s": round(span_s, 3),
-        "worker_cpu_s": round(worker_cpu, 2),
-        "redis_cpu_s": round(redis_cpu, 2),
-        "timeline_100ms": timeline(ends),
-    }
+    return {**_rate(starts, ends), "worker_cpu_s": round(worker_cpu, 2), "redis_cpu_s": round(redis_cpu, 2)}
 
 
 def arq(count: int, max_jobs: int | None, poll_delay_s: float | None) -> dict[str, Any]:
@@ -77,12 +70,16 @@ def arq(count: int, max_jobs: int | None, poll_delay_s: float | None) -> dict[st
         client.close()
     starts = [result.start_time.timestamp() for result in found]
     ends = [result.finish_time.timestamp() for result in found]
+    cpu = {"worker_cpu_s_with_start": round(worker_cpu, 2), "redis_cpu_s": round(redis_cpu, 2)}
+    return {**_rate(starts, ends), **cpu}
+
+
+def _rate(starts: list[float], ends: list[float]) -> dict[str, Any]:
+    """Completions per second from the first start to the last end, and how they spread."""
     span_s = max(ends) - min(starts)
     return {
-        "per_s": round(len(found) / span_s, 1),
+        "per_s": round(len(ends) / span_s, 1),
         "span_s": round(span_s, 3),
-        "worker_cpu_s_with_start": round(worker_cpu, 2),
-        "redis_cpu_s": round(redis_cpu, 2),
         "timeline_100ms": timeline(ends),
     }
 
