@@ -15,7 +15,7 @@ from typing import Any
 
 from bench.harness import Stack, arguments, emit, generators
 from bench.ws_side import clients, merged, subscribe_frame
-from src import keys
+from jobcast.store import keys
 
 RATE_HZ = 10.0
 

@@ -6,11 +6,9 @@ import contextlib
 import json
 import os
 import resource
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,9 +16,11 @@ from typing import Any
 import psutil
 import redis
 
-from src import keys
-from src.health_check import api_ready
-from src.redis_server import RedisServer, die_with_parent, find_redis_server, free_port
+from jobcast.cli.health import api_ready
+from jobcast.runtime.network import free_port
+from jobcast.runtime.processes import ChildProcess, die_with_parent, jobcast_command
+from jobcast.runtime.redis_server import RedisServer, find_redis_server
+from jobcast.store import keys
 
 START_TIMEOUT_S = 90.0  # a loaded two-core machine starts a worker slowly
 # Benches run with auth off (`jobcast api --insecure`): tokens and quotas would only add the
@@ -52,11 +52,6 @@ def raise_file_limit() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def _child_setup() -> None:
-    die_with_parent()
-    raise_file_limit()
-
-
 def percentile(values: Sequence[float], fraction: float) -> float | None:
     """Nearest-rank percentile of `values`; None when there are none."""
     if not values:
@@ -78,42 +73,18 @@ def cpu_s_of(process: psutil.Process) -> float:
     return float(times.user + times.system)
 
 
-class Child:
-    """A child process whose output goes to a log file, and whose CPU time we can read."""
+class Child(ChildProcess):
+    """A child process whose output goes to a log file, and whose CPU time and memory we read."""
 
     def __init__(self, command: list[str], env: dict[str, str], log_path: Path) -> None:
-        self.log_path = log_path
-        self._log = log_path.open("ab")
-        self.process = subprocess.Popen(
-            command, env=env, stdout=self._log, stderr=subprocess.STDOUT, preexec_fn=_child_setup
-        )
-        self.ps = psutil.Process(self.process.pid)
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
+        super().__init__(command, env=env, log_path=log_path, setup=raise_file_limit)
+        self.ps = psutil.Process(self.pid)
 
     def cpu_s(self) -> float:
         return cpu_s_of(self.ps)
 
     def rss(self) -> int:
         return int(self.ps.memory_info().rss)
-
-    def stop(self, timeout_s: float = 15) -> None:
-        if self.alive():
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:]
 
 
 class Stack:
@@ -162,9 +133,9 @@ class Stack:
     def api(self, port: int | None = None, **env: str) -> tuple[Child, int]:
         """`jobcast api --insecure` on a free port, once /health/ready answers."""
         port = port or free_port()
-        command = [sys.executable, "-m", "src", "api", "--port", str(port), "--insecure"]
+        command = jobcast_command("api", "--port", str(port), "--insecure")
         child = self.spawn(f"api-{port}", command, **env)
-        wait_until_ready(child, lambda: api_ready("127.0.0.1", port))
+        child.wait_until(lambda: api_ready("127.0.0.1", port), START_TIMEOUT_S)
         return child, port
 
     def baseline(self, port: int | None = None) -> tuple[Child, int]:
@@ -172,18 +143,18 @@ class Stack:
         port = port or free_port()
         command = [sys.executable, "-m", "bench.baseline_app", str(port), self.redis_url]
         child = self.spawn(f"baseline-{port}", command)
-        wait_until_ready(child, lambda: api_ready("127.0.0.1", port))
+        child.wait_until(lambda: api_ready("127.0.0.1", port), START_TIMEOUT_S)
         return child, port
 
     def worker(self, *modules: str, concurrency: int = 10, **env: str) -> Child:
         """`jobcast worker --tasks ...`, once its heartbeat is in Redis."""
         client = self.redis()
         before = set(client.zrange(keys.WORKERS, 0, -1))
-        command = [sys.executable, "-m", "src", "worker", "--tasks", *modules]
+        command = jobcast_command("worker", "--tasks", *modules)
         command += ["--concurrency", str(concurrency)]
         child = self.spawn(f"worker-{len(self.children)}", command, **env)
         try:
-            wait_until_ready(child, lambda: set(client.zrange(keys.WORKERS, 0, -1)) > before)
+            child.wait_until(lambda: set(client.zrange(keys.WORKERS, 0, -1)) > before, START_TIMEOUT_S)
         finally:
             client.close()
         return child
@@ -193,15 +164,9 @@ class Stack:
         self.children.remove(child)
 
 
-def wait_until_ready(child: Child, ready: Any) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while not ready():
-        if not child.alive():
-            raise RuntimeError(f"process exited while starting:\n{child.output()}")
-        if time.monotonic() > deadline:
-            child.stop()
-            raise RuntimeError(f"process did not become ready:\n{child.output()}")
-        time.sleep(0.05)
+def _generator_setup() -> None:
+    die_with_parent()
+    raise_file_limit()
 
 
 class Generator:
@@ -214,7 +179,7 @@ class Generator:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
-            preexec_fn=_child_setup,
+            preexec_fn=_generator_setup,
         )
         self.ps = psutil.Process(self.process.pid)
 

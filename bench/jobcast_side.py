@@ -12,8 +12,8 @@ import psutil
 import redis
 
 from bench.harness import Generator, Stack, cpu_s_of, generators
-from src import keys
-from src.tasks import Task
+from jobcast.model.tasks import Task
+from jobcast.store import keys
 
 decode_task = msgspec.json.Decoder(Task).decode
 NOOP_BODY = json.dumps({"type": "bench.noop", "parameters": {}})

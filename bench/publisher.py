@@ -5,7 +5,7 @@ way jobcast's write script publishes them, or as plain frames on channels for th
 prints `{"ready": true}`, starts on the line `go`, and prints what it published.
 
 - jobcast: each target is a task `{"id", "type", "owner", "seq"}`; its events are envelopes
-  (src.events.envelope) on jobcast's events channel, seq counting on from the task's own.
+  (jobcast.store.envelope) on jobcast's events channel, seq counting on from the task's own.
 - channels: each target is a channel name; the message is the same event frame.
 
 Each event's progress message is `t=<time.time()>` at publication: what the clients time.
@@ -21,9 +21,10 @@ import msgspec
 import redis
 
 from bench.harness import control_lines, say
-from src import keys
-from src.events.envelope import Envelope, encode_envelope, event_frame
-from src.tasks import Event, EventKind, Progress, TaskStatus, utc_now
+from jobcast.events.protocol import event_frame
+from jobcast.model.tasks import Event, EventKind, Progress, TaskStatus, utc_now
+from jobcast.store import keys
+from jobcast.store.envelope import Envelope, encode_envelope
 
 TICK_S = 0.01
 encode = msgspec.json.Encoder().encode

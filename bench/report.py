@@ -10,7 +10,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from src.redis_server import find_redis_server
+from jobcast.runtime.redis_server import find_redis_server
 
 Row = tuple[str, str, str, str, str]  # figure, jobcast, baseline, target, verdict
 R = dict[str, Any]

@@ -7,7 +7,7 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-from src.workers import TaskContext, task
+from jobcast import TaskContext, task
 
 
 class NoParameters(msgspec.Struct, forbid_unknown_fields=True):

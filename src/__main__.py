@@ -1,3 +1,3 @@
-from src.cli import main
+from jobcast.cli.main import main
 
 main()

@@ -13,10 +13,11 @@ from pathlib import Path
 import httpx
 from redis.asyncio import Redis
 
-from src.access import Role
-from src.redis_server import RedisServer, free_port
-from src.settings import Settings
-from src.tokens import TokenStore
+from jobcast.model.principals import Role
+from jobcast.runtime.network import free_port
+from jobcast.runtime.redis_server import RedisServer
+from jobcast.settings import Settings
+from jobcast.store.tokens import TokenStore
 from tests.conftest import FAST
 from tests.processes import JobcastProcess, start_api
 

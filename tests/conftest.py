@@ -12,9 +12,9 @@ import uvicorn
 from playwright.async_api import Browser, Page, async_playwright, expect
 from redis.asyncio import Redis
 
-from src.app import create_app, server_options
-from src.redis_server import RedisServer, find_redis_server
-from src.settings import Settings
+from jobcast.routes.app import create_app, server_options
+from jobcast.runtime.redis_server import RedisServer, find_redis_server
+from jobcast.settings import Settings
 from tests.browser import CHROMIUM_ARGS, WAIT_MS, chromium
 from tests.processes import JobcastProcess, start_worker
 

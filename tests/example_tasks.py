@@ -7,7 +7,7 @@ import time
 
 import msgspec
 
-from src.workers import BlockingContext, TaskContext, task
+from jobcast import BlockingContext, TaskContext, task
 
 log = logging.getLogger(__name__)
 

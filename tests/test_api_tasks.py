@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from src.settings import Settings
+from jobcast.settings import Settings
 from tests.api import assert_error, create_type, history, read_task, utc_time
 from tests.conftest import ServedApp
 from tests.wsclient import WsClient

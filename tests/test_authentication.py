@@ -12,10 +12,10 @@ import pytest
 from redis.asyncio import Redis
 from websockets.exceptions import InvalidStatus
 
-from src.access import Role
-from src.redis_server import free_port
-from src.settings import Settings
-from src.tokens import TokenStore
+from jobcast.model.principals import Role
+from jobcast.runtime.network import free_port
+from jobcast.settings import Settings
+from jobcast.store.tokens import TokenStore
 from tests.api import assert_error
 from tests.conftest import ServedApp
 from tests.processes import environment, start_api
@@ -89,7 +89,7 @@ async def test_a_websocket_without_a_valid_token_is_refused(app: ServedApp, quer
 def test_jobcast_api_refuses_to_run_without_auth_unless_insecure(settings: Settings, tmp_path: Path) -> None:
     settings = msgspec.structs.replace(settings, auth=False)
     refused = subprocess.run(
-        [sys.executable, "-m", "src", "api", "--port", str(free_port())],
+        [sys.executable, "-m", "jobcast", "api", "--port", str(free_port())],
         env=environment(settings),
         capture_output=True,
         text=True,

@@ -14,7 +14,7 @@ from litestar.routes import HTTPRoute, WebSocketRoute
 from redis.asyncio import Redis
 from websockets.exceptions import InvalidStatus
 
-from src.settings import Settings
+from jobcast.settings import Settings
 from tests.callers import (
     ADMIN,
     CALLERS,

@@ -19,13 +19,15 @@ import pytest
 import websockets
 from redis.asyncio import Redis
 
-from src.access import ANONYMOUS
-from src.events.hub import Client, Hub
-from src.events.protocol import Subscribe, subscribed_frame
-from src.redis_server import RedisServer, free_port
-from src.services import open_stores
-from src.settings import Settings
-from src.transitions import Patch
+from jobcast.events.client import Client
+from jobcast.events.hub import Hub
+from jobcast.events.protocol import Subscribe, subscribed_frame
+from jobcast.model.changes import TaskUpdate
+from jobcast.model.principals import ANONYMOUS
+from jobcast.runtime.network import free_port
+from jobcast.runtime.redis_server import RedisServer
+from jobcast.settings import Settings
+from jobcast.store.stores import open_stores
 from tests.api import body_of, create_type, history, read_task, utc_time
 from tests.conftest import ServedApp
 from tests.processes import JobcastProcess, start_api
@@ -687,9 +689,9 @@ async def test_a_resubscribed_hub_sends_no_event_past_a_gap(
 
         await redis.client_kill_filter(_type="pubsub")
         await eventually(hub_subscribed, False, 10)
-        await tasks.change(target, Patch(metadata={"step": 2}))  # seq 2: nobody hears it
+        await tasks.change(target, TaskUpdate(metadata={"step": 2}))  # seq 2: nobody hears it
         await asyncio.wait_for(hub.subscribed.wait(), 10)
-        await tasks.change(target, Patch(metadata={"step": 3}))  # seq 3: before the target's turn
+        await tasks.change(target, TaskUpdate(metadata={"step": 3}))  # seq 3: before the target's turn
 
         def resynced(frames: list[Frame]) -> bool:
             kinds = [f["type"] for f in frames]

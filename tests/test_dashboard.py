@@ -11,14 +11,14 @@ import msgspec
 from playwright.async_api import Locator, Page, expect
 from redis.asyncio import Redis
 
-from src.access import Role
-from src.redis_server import free_port
-from src.services import open_stores
-from src.settings import Settings
-from src.task_store import TaskStore
-from src.tasks import TERMINAL, Progress, new_task, utc_now
-from src.tokens import TokenStore
-from src.transitions import ReportProgress, RequestCancel, Start
+from jobcast.model.changes import ReportProgress, RequestCancel, Start
+from jobcast.model.principals import Role
+from jobcast.model.tasks import TERMINAL, Progress, new_task, utc_now
+from jobcast.runtime.network import free_port
+from jobcast.settings import Settings
+from jobcast.store.stores import open_stores
+from jobcast.store.tasks import TaskStore
+from jobcast.store.tokens import TokenStore
 from tests.api import create_type
 from tests.browser import ARTIFACTS
 from tests.conftest import ServedApp

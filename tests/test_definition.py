@@ -6,10 +6,10 @@ import msgspec
 import pytest
 from jsonschema import Draft202012Validator
 
-from src.schemas import struct_schema
-from src.workers import TaskContext, task
-from src.workers.definition import discover
-from src.workers.demo import SleepParameters
+from jobcast import TaskContext, task
+from jobcast.demo import SleepParameters
+from jobcast.model.parameters import struct_schema
+from jobcast.workers.definition import discover
 
 
 class Params(msgspec.Struct, forbid_unknown_fields=True):
@@ -59,7 +59,7 @@ def test_a_handler_must_take_a_struct(bad: Any) -> None:
 
 def test_discover_finds_the_tasks_of_a_module() -> None:
     assert sorted(discover(["tests.example_tasks"])) == ["test.crunch", "test.hog", "test.sum", "test.wait"]
-    assert list(discover(["src.workers.demo"])) == ["demo.sleep"]
+    assert list(discover(["jobcast.demo"])) == ["demo.sleep"]
 
 
 def test_a_struct_schema_is_a_valid_object_schema_at_the_top() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from src.redis_server import free_port
+from jobcast.runtime.network import free_port
 from tests.wsclient import follow, status_of
 
 START_TIMEOUT_S = 60.0
@@ -23,7 +23,7 @@ START_TIMEOUT_S = 60.0
 def dev(cwd: Path, port: int, log: Path) -> Iterator[subprocess.Popen[str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOBCAST_")}
     process = subprocess.Popen(
-        [sys.executable, "-m", "src", "dev", "--port", str(port)],
+        [sys.executable, "-m", "jobcast", "dev", "--port", str(port)],
         cwd=cwd,
         env={**env, "PYTHONPATH": str(Path(__file__).parents[1])},
         stdout=log.open("w"),

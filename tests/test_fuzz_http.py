@@ -15,8 +15,8 @@ from schemathesis.generation.modes import GenerationMode
 from schemathesis.schemas import APIOperation
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from src.app import create_app
-from src.settings import Settings
+from jobcast.routes.app import create_app
+from jobcast.settings import Settings
 from tests.callers import ADMIN, SecuredApi, secured_api
 
 EXAMPLES = 40  # per operation and mode: enough to find a crash, bounded for CI

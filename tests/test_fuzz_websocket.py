@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from src import keys
-from src.events.protocol import ErrorCode
+from jobcast.events.protocol import ErrorCode
+from jobcast.store import keys
 from tests.callers import ADMIN, OWNER, TYPE, SecuredApi, secured_api
 
 MAX_FRAME_BYTES = 64 * 1024

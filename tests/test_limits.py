@@ -13,7 +13,7 @@ import msgspec
 import pytest
 from redis.asyncio import Redis
 
-from src.settings import Settings
+from jobcast.settings import Settings
 from tests.api import assert_error
 from tests.callers import ADMIN, OTHER, OWNER, TYPE, WORKER, Callers, make_callers, make_types, submit_as
 from tests.conftest import ServedApp

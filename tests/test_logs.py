@@ -8,9 +8,9 @@ from typing import Any
 
 import httpx
 
-from src.logs import JsonFormatter, TaskFields, task_logging
-from src.redis_server import free_port
-from src.settings import Settings
+from jobcast.runtime.logs import JsonFormatter, TaskFields, task_logging
+from jobcast.runtime.network import free_port
+from jobcast.settings import Settings
 from tests.conftest import ServedApp
 from tests.processes import JobcastProcess, start_api, start_worker
 from tests.wsclient import follow

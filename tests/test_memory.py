@@ -12,8 +12,8 @@ import psutil
 import pytest
 from redis.asyncio import Redis
 
-from src.redis_server import free_port
-from src.settings import Settings
+from jobcast.runtime.network import free_port
+from jobcast.settings import Settings
 from tests.callers import ADMIN, OWNER, make_callers
 from tests.processes import JobcastProcess, start_api
 from tests.wsclient import WsClient

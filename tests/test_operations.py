@@ -11,9 +11,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 from redis.asyncio import Redis
 
-from src.access import Role
-from src.settings import Settings
-from src.tokens import TokenStore
+from jobcast.model.principals import Role
+from jobcast.settings import Settings
+from jobcast.store.tokens import TokenStore
 from tests.api import assert_error, create_type
 from tests.conftest import ServedApp
 from tests.processes import JobcastProcess
@@ -166,7 +166,7 @@ async def test_metrics_are_open_and_stats_and_workers_are_for_admins_when_auth_i
 
 
 def test_the_dashboards_files_ship_with_the_package() -> None:
-    from src.routes.dashboard import ASSETS
+    from jobcast.routes.dashboard import ASSETS
 
     names = {path.name for path in Path(ASSETS).iterdir()}
     assert {"index.html", "app.js", "style.css"} <= names

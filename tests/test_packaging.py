@@ -7,8 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from src.redis_server import free_port
-from src.settings import Settings
+from jobcast.runtime.network import free_port
+from jobcast.settings import Settings
 from tests.processes import JobcastProcess, environment, start_api, start_worker
 
 ROOT = Path(__file__).parents[1]

@@ -7,7 +7,7 @@ import httpx
 import msgspec
 import pytest
 
-from src.settings import Settings
+from jobcast.settings import Settings
 from tests.conftest import ServedApp
 from tests.processes import start_worker
 from tests.test_recovery import event_is

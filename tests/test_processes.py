@@ -6,8 +6,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from src.redis_server import free_port
-from src.settings import Settings
+from jobcast.runtime.network import free_port
+from jobcast.settings import Settings
 from tests.processes import JobcastProcess, start_api
 from tests.wsclient import WsClient, follow, is_running, status_of
 

@@ -6,15 +6,15 @@ import msgspec
 import pytest
 from redis.asyncio import Redis
 
-from src import keys
-from src.errors import NotFound, StaleAttempt
-from src.reconciler import Reconciler
-from src.services import open_stores
-from src.settings import Settings
-from src.task_store import TaskStore
-from src.tasks import EventKind, Progress, TaskStatus
-from src.transitions import Finish, Patch, ReportProgress, Requeue, Start
-from src.writes import queue_score
+from jobcast.errors import NotFound, StaleAttempt
+from jobcast.model.changes import Finish, ReportProgress, Requeue, Start, TaskUpdate
+from jobcast.model.tasks import EventKind, Progress, TaskStatus
+from jobcast.settings import Settings
+from jobcast.store import keys
+from jobcast.store.queue import queue_score
+from jobcast.store.reconciler import Reconciler
+from jobcast.store.stores import open_stores
+from jobcast.store.tasks import TaskStore
 from tests.test_recovery import eventually
 from tests.test_store import add
 
@@ -121,7 +121,7 @@ async def test_queue_scores_order_by_priority_then_submission() -> None:
 async def test_changing_a_pending_tasks_priority_moves_its_job(redis: Redis, tasks: TaskStore) -> None:
     task = await add(tasks, queued=True)
     stored = await tasks.read(task.id)
-    await tasks.change(task.id, Patch(priority=7))
+    await tasks.change(task.id, TaskUpdate(priority=7))
     assert await redis.zscore(keys.ARQ_QUEUE, stored.job) == queue_score(7, stored.rank)
 
 
@@ -148,7 +148,7 @@ async def test_a_retried_task_leaves_the_retention_set(redis: Redis, tasks: Task
     task_id = await claimed(redis, tasks, "w", alive=True)
     await tasks.change(task_id, Finish(1, TaskStatus.FAILED, error_message="x"), by_attempt=True)
     assert await redis.zscore(keys.FINISHED, task_id) is not None
-    await tasks.change(task_id, Patch(status=TaskStatus.PENDING))
+    await tasks.change(task_id, TaskUpdate(status=TaskStatus.PENDING))
     assert await redis.zscore(keys.FINISHED, task_id) is None
 
 

@@ -15,8 +15,8 @@ import psutil
 import pytest
 from redis.asyncio import Redis
 
-from src import keys
-from src.settings import Settings
+from jobcast.settings import Settings
+from jobcast.store import keys
 from tests.api import history, read_task, utc_time
 from tests.conftest import ServedApp
 from tests.processes import JobcastProcess, start_worker

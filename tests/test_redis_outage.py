@@ -8,8 +8,9 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from src.redis_server import RedisServer, free_port
-from src.settings import Settings
+from jobcast.runtime.network import free_port
+from jobcast.runtime.redis_server import RedisServer
+from jobcast.settings import Settings
 from tests.api import assert_error, history
 from tests.conftest import ServedApp
 from tests.processes import JobcastProcess, start_api, start_worker

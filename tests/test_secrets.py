@@ -12,9 +12,9 @@ import pytest
 from redis.asyncio import Redis
 from websockets.exceptions import InvalidStatus
 
-from src.redaction import redact
-from src.redis_server import free_port
-from src.settings import Settings
+from jobcast.auth.log_redaction import redact
+from jobcast.runtime.network import free_port
+from jobcast.settings import Settings
 from tests.callers import ADMIN, BAD, OWNER, Callers, make_callers
 from tests.conftest import ServedApp
 from tests.processes import JobcastProcess, environment, start_api
@@ -94,7 +94,7 @@ async def test_no_token_reaches_a_log_line(settings: Settings, callers: Callers,
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.10"])
 def test_jobcast_dev_will_not_listen_beyond_loopback(settings: Settings, host: str, tmp_path: Path) -> None:
     refused = subprocess.run(
-        [sys.executable, "-m", "src", "dev", "--host", host, "--port", str(free_port())],
+        [sys.executable, "-m", "jobcast", "dev", "--host", host, "--port", str(free_port())],
         env=environment(settings),
         cwd=tmp_path,
         capture_output=True,

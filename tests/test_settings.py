@@ -2,7 +2,7 @@
 
 import pytest
 
-from src.settings import Settings, SettingsError
+from jobcast.settings import Settings, SettingsError
 
 
 def test_defaults_without_variables() -> None:

@@ -12,18 +12,28 @@ import msgspec
 import pytest
 from redis.asyncio import Redis
 
-from src import keys
-from src.atomic import Atomic, GuardFailed
-from src.errors import AlreadyExists, InvalidTransition, NotFound, StaleAttempt
-from src.events.envelope import EVENT_FRAME_PREFIX, Envelope, decode_envelope
-from src.reconciler import ABORT_MAX_AGE_MS, Reconciler
-from src.services import new_reconciler, open_stores
-from src.settings import Settings
-from src.task_store import TaskQuery, TaskStore
-from src.tasks import EventKind, Progress, Task, TaskStatus, new_task, utc_now
-from src.transitions import Delete, Finish, Patch, ReportProgress, RequestCancel, Requeue, Retry, Start
-from src.type_store import TypeStore
-from src.writes import ARQ_FUNCTION, Plan, job_id_for
+from jobcast.errors import AlreadyExists, InvalidTransition, NotFound, StaleAttempt
+from jobcast.events.protocol import EVENT_FRAME_PREFIX
+from jobcast.model.changes import (
+    Delete,
+    Finish,
+    ReportProgress,
+    RequestCancel,
+    Requeue,
+    Retry,
+    Start,
+    TaskUpdate,
+)
+from jobcast.model.tasks import EventKind, Progress, Task, TaskStatus, new_task, utc_now
+from jobcast.settings import Settings
+from jobcast.store import keys
+from jobcast.store.atomic import Atomic, GuardFailed, Plan
+from jobcast.store.envelope import Envelope, decode_envelope
+from jobcast.store.queue import ARQ_FUNCTION, job_id_for
+from jobcast.store.reconciler import ABORT_MAX_AGE_MS, Reconciler
+from jobcast.store.stores import new_reconciler, open_stores
+from jobcast.store.task_types import TypeStore
+from jobcast.store.tasks import TaskQuery, TaskStore
 
 PENDING, RUNNING = TaskStatus.PENDING, TaskStatus.RUNNING
 COMPLETED, FAILED, CANCELLED = TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED
@@ -223,8 +233,8 @@ async def test_a_change_based_on_an_outdated_read_is_reapplied_on_the_current_re
 ) -> None:
     task = await add(tasks)
     outdated = await tasks.read(task.id)
-    await tasks.change(task.id, Patch(priority=7))
-    after = await tasks.change(task.id, Patch(metadata={"b": 2}), known=outdated)
+    await tasks.change(task.id, TaskUpdate(priority=7))
+    after = await tasks.change(task.id, TaskUpdate(metadata={"b": 2}), known=outdated)
     assert (after.task.priority, after.task.metadata, after.task.seq) == (7, {"b": 2}, 3)
     assert [e.seq for e in await tasks.events(task.id)] == [1, 2, 3]
     assert await tasks.get(task.id) == after.task
@@ -266,7 +276,7 @@ async def test_concurrent_changes_all_land_with_gapless_seqs(
 
     async def write(i: int) -> None:
         if kind == "metadata":
-            await tasks.change(task.id, Patch(metadata={"writer": i}))
+            await tasks.change(task.id, TaskUpdate(metadata={"writer": i}))
         else:
             await tasks.change(
                 task.id, ReportProgress(1, Progress(current=i, total=WRITERS)), by_attempt=True
@@ -339,7 +349,7 @@ async def test_status_filters_single_and_several(tasks: TaskStore) -> None:
     a = await add(tasks)
     b = await started(tasks)
     c = await add(tasks)
-    await tasks.change(c.id, Patch(status=COMPLETED, result=1))
+    await tasks.change(c.id, TaskUpdate(status=COMPLETED, result=1))
     d = await add(tasks)
     await tasks.change(d.id, RequestCancel())
     e = await started(tasks)
@@ -451,7 +461,7 @@ async def test_a_worker_task_is_queued_as_an_arq_job(tasks: TaskStore, redis: Re
 
 
 @pytest.mark.parametrize(
-    "finish", [RequestCancel(), Patch(status=COMPLETED, result=1), Patch(status=FAILED), Delete()]
+    "finish", [RequestCancel(), TaskUpdate(status=COMPLETED, result=1), TaskUpdate(status=FAILED), Delete()]
 )
 async def test_a_pending_task_finished_early_leaves_no_job_behind(
     tasks: TaskStore, redis: Redis, finish: Any
@@ -479,8 +489,8 @@ async def test_retrying_a_failed_worker_task_enqueues_a_new_job(tasks: TaskStore
     assert not await in_queue(redis, old_job)
     payload = json.loads(await redis.get(keys.arq_job(retried.job)))
     assert payload["a"] == [task.id]
-    await tasks.change(task.id, Patch(status=FAILED))
-    again = await tasks.change(task.id, Patch(status=PENDING))
+    await tasks.change(task.id, TaskUpdate(status=FAILED))
+    again = await tasks.change(task.id, TaskUpdate(status=PENDING))
     assert again.job not in {old_job, retried.job}
     assert await in_queue(redis, again.job)
 
@@ -504,7 +514,7 @@ async def test_cancel_of_a_running_task_aborts_its_job_and_sets_a_deadline(
 async def test_an_admin_finishing_a_running_task_aborts_its_job(tasks: TaskStore, redis: Redis) -> None:
     task = await started(tasks, queued=True)
     job = (await tasks.read(task.id)).job
-    await tasks.change(task.id, Patch(status=FAILED, error_message="stopped by admin"))
+    await tasks.change(task.id, TaskUpdate(status=FAILED, error_message="stopped by admin"))
     assert await redis.zscore(keys.ARQ_ABORTS, job) is not None
     own = await started(tasks, queued=True)
     await tasks.change(own.id, Finish(1, COMPLETED), by_attempt=True)

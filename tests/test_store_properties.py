@@ -23,26 +23,27 @@ from hypothesis import HealthCheck, given, note
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 
-from src import keys
-from src.errors import InvalidTransition, NotFound, StaleAttempt
-from src.services import open_stores
-from src.settings import Settings
-from src.task_store import TaskStore, decode_events, decode_task
-from src.tasks import TERMINAL, Event, Progress, Task, TaskStatus, new_task, utc_now
-from src.transitions import (
+from jobcast.errors import InvalidTransition, NotFound, StaleAttempt
+from jobcast.model.changes import (
     Change,
     Delete,
     ExpireCancel,
     Finish,
-    Patch,
     ReportProgress,
     RequestCancel,
     Requeue,
     Retry,
     Start,
+    TaskUpdate,
     WorkerLost,
 )
-from src.writes import Stored, queue_score
+from jobcast.model.tasks import TERMINAL, Event, Progress, Task, TaskStatus, new_task, utc_now
+from jobcast.settings import Settings
+from jobcast.store import keys
+from jobcast.store.queue import queue_score
+from jobcast.store.stored import Stored, decode_task
+from jobcast.store.stores import open_stores
+from jobcast.store.tasks import TaskStore, decode_events
 from tests.test_transitions import (
     CANCELLED,
     COMPLETED,
@@ -116,7 +117,7 @@ class PutOutcome(msgspec.Struct, frozen=True):
 
 
 class Edit(msgspec.Struct, frozen=True):
-    patch: Patch
+    patch: TaskUpdate
 
 
 class RetryTask(msgspec.Struct, frozen=True):
@@ -197,7 +198,9 @@ ARQ_ACTIONS = st.one_of(
 HTTP_ACTIONS = st.one_of(st.sampled_from([Claim(), Reread()]), put_writes, put_writes)
 ADMIN_ACTIONS = st.one_of(
     st.builds(Edit, patches()),
-    st.builds(Edit, st.builds(Patch, status=st.sampled_from(list(TaskStatus)))),  # a bare move, often legal
+    st.builds(
+        Edit, st.builds(TaskUpdate, status=st.sampled_from(list(TaskStatus)))
+    ),  # a bare move, often legal
     st.builds(RetryTask, st.integers(1, 3)),
     st.sampled_from([Reread(), Reread(), Reread(), Remove()]),  # a delete ends the story: keep it rare
 )
@@ -365,10 +368,12 @@ class Scenario:
                 return await self._claim(actor, action)
             case PutProgress(progress=progress):
                 return await self._write(
-                    actor, action, Patch(progress=progress, attempt=self._attempt(actor))
+                    actor, action, TaskUpdate(progress=progress, attempt=self._attempt(actor))
                 )
             case PutOutcome(status=status, result=result, error_message=error):
-                patch = Patch(status=status, result=result, error_message=error, attempt=self._attempt(actor))
+                patch = TaskUpdate(
+                    status=status, result=result, error_message=error, attempt=self._attempt(actor)
+                )
                 return await self._write(actor, action, patch)
             case Edit(patch=patch):
                 return await self._write(actor, action, patch)
@@ -450,7 +455,7 @@ class Scenario:
             return Outcome(actor.name, action, finished_job=actor.release())
         actor.known, task = stored, stored.task
         if task.attempts >= task.max_attempts:
-            spent = Patch(status=FAILED, error_message="no attempts left")
+            spent = TaskUpdate(status=FAILED, error_message="no attempts left")
             outcome = await self._write(actor, action, spent, by_attempt=True)
             outcome.finished_job = actor.release()
             return outcome
@@ -473,7 +478,7 @@ class Scenario:
 
     async def _claim(self, actor: Actor, action: Action) -> Outcome:
         attempt = actor.known.task.attempts + 1
-        outcome = await self._write(actor, action, Patch(status=RUNNING, attempt=attempt))
+        outcome = await self._write(actor, action, TaskUpdate(status=RUNNING, attempt=attempt))
         if not outcome.refused:
             actor.attempt = attempt
         return outcome
@@ -627,7 +632,7 @@ def check_completion_kept(completed: Task, change: Change, after: Task) -> None:
     assert [getattr(after, name) for name in outcome] == [getattr(completed, name) for name in outcome], (
         change
     )
-    assert isinstance(change, Patch), change
+    assert isinstance(change, TaskUpdate), change
     assert change.attempt is msgspec.UNSET, change
 
 
@@ -769,7 +774,7 @@ async def test_a_hand_back_on_a_read_from_before_an_edit_does_not_strand_the_tas
     scenario = await scenario_of(redis, settings)
     tasks, task_id = scenario.tasks, scenario.task_id
     read_by_the_job = await tasks.read(task_id)
-    await tasks.change(task_id, Patch(priority=5))  # an admin's edit meanwhile
+    await tasks.change(task_id, TaskUpdate(priority=5))  # an admin's edit meanwhile
     await tasks.reissue(read_by_the_job, None)
     await scenario.finish_job(read_by_the_job.job)
     view = await scenario.view()
@@ -811,6 +816,6 @@ async def test_a_deferred_job_promoted_on_a_read_from_before_a_priority_change_k
     started = await tasks.change(task_id, Start(1, worker=ARQ_WORKERS[0]), by_attempt=True)
     await tasks.change(task_id, Requeue(1, reason="error", delay_s=60), known=started, by_attempt=True)
     read_by_the_reconciler = await tasks.read(task_id)
-    edited = await tasks.change(task_id, Patch(priority=1))  # an admin raises its priority meanwhile
+    edited = await tasks.change(task_id, TaskUpdate(priority=1))  # an admin raises its priority meanwhile
     await tasks.promote(read_by_the_reconciler)  # refused or not: either way the queue order holds
     check_job(await scenario.view(), edited.task, scenario.rank)

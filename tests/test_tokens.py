@@ -6,11 +6,11 @@ import sys
 import pytest
 from redis.asyncio import Redis
 
-from src import keys
-from src.access import Principal, Role
-from src.errors import AlreadyExists, BadRequest, NotFound
-from src.settings import Settings
-from src.tokens import TOKEN_PREFIX, TokenStore
+from jobcast.errors import AlreadyExists, BadRequest, NotFound
+from jobcast.model.principals import Principal, Role
+from jobcast.settings import Settings
+from jobcast.store import keys
+from jobcast.store.tokens import TOKEN_PREFIX, TokenStore
 from tests.processes import environment
 
 
@@ -100,7 +100,7 @@ async def test_bad_token_requests_are_refused_and_store_nothing(
 
 def jobcast_token(settings: Settings, *arguments: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "src", "token", *arguments],
+        [sys.executable, "-m", "jobcast", "token", *arguments],
         env=environment(settings),
         capture_output=True,
         text=True,

@@ -9,8 +9,22 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from msgspec import UNSET
 
-from src.errors import InvalidTransition, StaleAttempt
-from src.tasks import (
+from jobcast.errors import InvalidTransition, StaleAttempt
+from jobcast.model.changes import (
+    Change,
+    Delete,
+    ExpireCancel,
+    Finish,
+    PatchRetry,
+    ReportProgress,
+    RequestCancel,
+    Requeue,
+    Retry,
+    Start,
+    TaskUpdate,
+    WorkerLost,
+)
+from jobcast.model.tasks import (
     ACTIVE,
     FINISHED_EVENT,
     RETRYABLE,
@@ -22,20 +36,7 @@ from src.tasks import (
     TaskStatus,
     new_task,
 )
-from src.transitions import (
-    Change,
-    Delete,
-    ExpireCancel,
-    Finish,
-    Patch,
-    ReportProgress,
-    RequestCancel,
-    Requeue,
-    Retry,
-    Start,
-    WorkerLost,
-    apply,
-)
+from jobcast.model.transitions import apply
 
 PENDING, RUNNING = TaskStatus.PENDING, TaskStatus.RUNNING
 COMPLETED, FAILED, CANCELLED = TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED
@@ -291,11 +292,11 @@ def test_retry_of_a_task_that_is_not_failed_or_cancelled_is_refused(task: Task) 
     refused(task, Retry(extra_attempts=1))
 
 
-# --- Patch: PUT /api/tasks/{id} ---------------------------------------------------------------
+# --- TaskUpdate: PUT /api/tasks/{id} ---------------------------------------------------------------
 
 
 def test_patch_pending_to_running_sets_started_at() -> None:
-    task, event = apply(fresh(), Patch(status=RUNNING), at(1))
+    task, event = apply(fresh(), TaskUpdate(status=RUNNING), at(1))
     assert (task.status, task.started_at, task.attempts) == (RUNNING, at(1), 1)
     assert event is not None
     assert event.event is EventKind.STARTED
@@ -303,7 +304,7 @@ def test_patch_pending_to_running_sets_started_at() -> None:
 
 @pytest.mark.parametrize("status", sorted(TERMINAL))
 def test_patch_pending_to_terminal_sets_completed_and_started_at(status: TaskStatus) -> None:
-    task, event = apply(fresh(), Patch(status=status, result={"ok": True}), at(2))
+    task, event = apply(fresh(), TaskUpdate(status=status, result={"ok": True}), at(2))
     assert (task.status, task.completed_at, task.started_at) == (status, at(2), at(2))
     assert event is not None
     assert (event.event, event.status) == (FINISHED_EVENT[status], status)
@@ -311,7 +312,7 @@ def test_patch_pending_to_terminal_sets_completed_and_started_at(status: TaskSta
 
 @pytest.mark.parametrize("status", sorted(TERMINAL))
 def test_patch_running_to_terminal_keeps_started_at(status: TaskStatus) -> None:
-    task, event = apply(running(), Patch(status=status, error_message="why"), at(4))
+    task, event = apply(running(), TaskUpdate(status=status, error_message="why"), at(4))
     assert (task.status, task.completed_at, task.started_at) == (status, at(4), at(1))
     assert event is not None
     assert event.status is status
@@ -319,7 +320,7 @@ def test_patch_running_to_terminal_keeps_started_at(status: TaskStatus) -> None:
 
 def test_patch_completed_with_result_and_progress_is_one_event() -> None:
     progress = Progress(current=10, total=10)
-    task, event = apply(running(), Patch(status=COMPLETED, result=[1], progress=progress), at(3))
+    task, event = apply(running(), TaskUpdate(status=COMPLETED, result=[1], progress=progress), at(3))
     assert (task.status, task.result, task.progress) == (COMPLETED, [1], progress)
     assert event is not None
     assert (event.event, event.result, event.progress, event.seq) == (EventKind.COMPLETED, [1], progress, 3)
@@ -327,7 +328,8 @@ def test_patch_completed_with_result_and_progress_is_one_event() -> None:
 
 @pytest.mark.parametrize("status", [FAILED, CANCELLED])
 def test_patch_back_to_pending_is_a_retry(status: TaskStatus) -> None:
-    task, event = apply(finished(status), Patch(status=PENDING, priority=5, extra_attempts=2), at(5))
+    retry = PatchRetry(TaskUpdate(status=PENDING, priority=5), extra_attempts=2)
+    task, event = apply(finished(status), retry, at(5))
     assert (task.status, task.priority, task.max_attempts, task.completed_at) == (PENDING, 5, 3, None)
     assert event is not None
     assert (event.event, event.status, event.priority) == (EventKind.RETRYING, PENDING, 5)
@@ -349,29 +351,29 @@ def test_patch_back_to_pending_is_a_retry(status: TaskStatus) -> None:
 )
 def test_patch_illegal_moves_conflict(start: TaskStatus, target: TaskStatus) -> None:
     task = running() if start is RUNNING else finished(start)
-    refused(task, Patch(status=target))
+    refused(task, TaskUpdate(status=target))
 
 
 @pytest.mark.parametrize(
     "patch",
     [
-        Patch(progress=Progress(current=1)),  # progress only while running
-        Patch(status=PENDING, progress=None),  # a retry does not also set the outcome
+        TaskUpdate(progress=Progress(current=1)),  # progress only while running
+        TaskUpdate(status=PENDING, progress=None),  # a retry does not also set the outcome
     ],
 )
-def test_patch_progress_on_a_pending_or_retried_task_conflicts(patch: Patch) -> None:
+def test_patch_progress_on_a_pending_or_retried_task_conflicts(patch: TaskUpdate) -> None:
     refused(fresh() if patch.status is UNSET else finished(FAILED), patch)
 
 
 @pytest.mark.parametrize(
-    "patch", [Patch(result=1), Patch(error_message="x"), Patch(progress=Progress(current=1))]
+    "patch", [TaskUpdate(result=1), TaskUpdate(error_message="x"), TaskUpdate(progress=Progress(current=1))]
 )
-def test_patch_outcome_of_a_finished_task_conflicts(patch: Patch) -> None:
+def test_patch_outcome_of_a_finished_task_conflicts(patch: TaskUpdate) -> None:
     refused(finished(COMPLETED), patch)
 
 
 def test_patch_priority_and_metadata_is_an_update_event() -> None:
-    task, event = apply(fresh(), Patch(priority=3, metadata={"k": "v"}), at(1))
+    task, event = apply(fresh(), TaskUpdate(priority=3, metadata={"k": "v"}), at(1))
     assert (task.priority, task.metadata, task.status, task.seq) == (3, {"k": "v"}, PENDING, 2)
     assert event is not None
     assert (event.event, event.priority, event.metadata) == (EventKind.UPDATED, 3, {"k": "v"})
@@ -379,7 +381,7 @@ def test_patch_priority_and_metadata_is_an_update_event() -> None:
 
 def test_patch_that_changes_nothing_emits_nothing() -> None:
     task = fresh()
-    after, event = apply(task, Patch(priority=task.priority, metadata=task.metadata), at(1))
+    after, event = apply(task, TaskUpdate(priority=task.priority, metadata=task.metadata), at(1))
     assert event is None
     assert after == task
 
@@ -388,11 +390,11 @@ def test_patch_that_changes_nothing_emits_nothing() -> None:
 def test_patch_to_the_same_status_conflicts(status: TaskStatus) -> None:
     """Not a move (CONTRACT §2: anything else is 409): two workers cannot both claim a task."""
     task = {PENDING: fresh(), RUNNING: running()}.get(status) or finished(status)
-    refused(task, Patch(status=status))
+    refused(task, TaskUpdate(status=status))
 
 
 def test_patch_progress_while_running_is_a_progress_event() -> None:
-    task, event = apply(running(), Patch(progress=Progress(current=2, total=8)), at(2))
+    task, event = apply(running(), TaskUpdate(progress=Progress(current=2, total=8)), at(2))
     assert task.progress is not None
     assert task.progress.percent == 25.0
     assert event is not None
@@ -475,16 +477,15 @@ values = st.one_of(st.none(), st.integers(-3, 3), st.lists(st.integers(0, 2), ma
 texts = st.sampled_from(["boom", "timeout", "no rows"])
 
 
-def patches() -> st.SearchStrategy[Patch]:
+def patches() -> st.SearchStrategy[TaskUpdate]:
     return st.builds(
-        Patch,
+        TaskUpdate,
         status=st.one_of(maybe, statuses),
         progress=st.one_of(maybe, maybe, st.none(), progresses),
         result=st.one_of(maybe, maybe, values),
         error_message=st.one_of(maybe, maybe, st.none(), texts),
         priority=st.one_of(maybe, st.integers(1, 1000)),
         metadata=st.one_of(maybe, st.dictionaries(st.sampled_from("ab"), st.integers(0, 2), max_size=2)),
-        extra_attempts=st.integers(1, 3),
     )
 
 
@@ -495,7 +496,9 @@ def changes_for(task: Task, *, deletes: bool = True) -> st.SearchStrategy[Change
     )
     common = [
         st.builds(
-            Start, st.sampled_from([task.attempts + 1, task.attempts + 1, task.attempts, task.attempts + 2])
+            Start,
+            st.sampled_from([task.attempts + 1, task.attempts + 1, task.attempts, task.attempts + 2]),
+            worker=st.sampled_from([None, "w1", "w2"]),
         ),
         st.builds(ReportProgress, attempt, progresses),
         st.builds(Finish, attempt, terminal, result=values, error_message=st.one_of(st.none(), texts)),
@@ -509,8 +512,10 @@ def changes_for(task: Task, *, deletes: bool = True) -> st.SearchStrategy[Change
         st.just(RequestCancel()),
         st.just(ExpireCancel()),
         st.builds(Retry, st.integers(1, 3)),
+        st.builds(WorkerLost, st.sampled_from(["w1", "w2"])),
         patches(),
         patches(),
+        st.builds(PatchRetry, patches(), st.integers(1, 3)),
     ]
     if not deletes:
         return st.one_of(*common)
@@ -526,13 +531,15 @@ def is_stale(task: Task, change: Change) -> bool:
     return False
 
 
-def expected_outcome(task: Task, change: Change) -> str | None:
-    """'event', 'none' or 'refused' for every change but Patch (None: not modelled here)."""
+def expected_outcome(task: Task, change: Change) -> str:
+    """'event', 'none' or 'refused': what applying `change` to `task` must do."""
     match change:
         case Start():
             return "event" if task.status is PENDING and change.attempt == task.attempts + 1 else "refused"
         case ReportProgress() | Finish() | Requeue():
             return "refused" if is_stale(task, change) else "event"
+        case WorkerLost():
+            return "event" if task.status is RUNNING and task.worker == change.worker else "none"
         case RequestCancel():
             if task.status in TERMINAL:
                 return "refused"
@@ -541,9 +548,35 @@ def expected_outcome(task: Task, change: Change) -> str | None:
             return "event" if task.status is RUNNING and task.cancel_requested else "none"
         case Retry():
             return "event" if task.status in RETRYABLE else "refused"
+        case TaskUpdate():
+            return update_outcome(task, change)
+        case PatchRetry():
+            return update_outcome(task, change.patch)
         case Delete():
             return "event"
-    return None
+
+
+def update_outcome(task: Task, update: TaskUpdate) -> str:
+    """A PUT without `attempt`: a status move (back to pending is a retry) plus field edits."""
+    sets_outcome = any(value is not UNSET for value in (update.progress, update.result, update.error_message))
+    if update.status is task.status:
+        return "refused"
+    if update.status is PENDING:
+        return "event" if task.status in RETRYABLE and not sets_outcome else "refused"
+    if task.status in TERMINAL and sets_outcome:
+        return "refused"
+    if update.status is not UNSET:
+        starts = update.status is RUNNING and task.status is PENDING
+        ends = update.status in TERMINAL and task.status in ACTIVE
+        return "event" if starts or ends else "refused"
+    edited = {
+        name
+        for name in ("progress", "result", "error_message", "priority", "metadata")
+        if (value := getattr(update, name)) is not UNSET and value != getattr(task, name)
+    }
+    if not edited:
+        return "none"
+    return "refused" if "progress" in edited and task.status is not RUNNING else "event"
 
 
 def try_apply(task: Task, change: Change, when: datetime) -> tuple[Task, Event | None] | InvalidTransition:
@@ -620,7 +653,7 @@ def test_random_sequences_keep_every_invariant(data: st.DataObject, max_attempts
         outcome = try_apply(task, change, when)
         if isinstance(outcome, InvalidTransition):
             assert encode(task) == snapshot  # pure: nothing changed
-            assert expected in {"refused", None}, (change, task)
+            assert expected == "refused", (change, task)
             if is_stale(task, change):
                 assert isinstance(outcome, StaleAttempt), (change, task)
             continue
@@ -628,10 +661,10 @@ def test_random_sequences_keep_every_invariant(data: st.DataObject, max_attempts
         assert encode(task) == snapshot  # the input is never mutated
         assert not is_stale(task, change), (change, task)
         if event is None:
-            assert expected in {"none", None}, (change, task)
+            assert expected == "none", (change, task)
             assert encode(after) == snapshot
             continue
-        assert expected in {"event", None}, (change, task)
+        assert expected == "event", (change, task)
         check_applied(task, change, when, after, event)
         check_state(after)
         history.append(event.seq)
@@ -719,12 +752,12 @@ def reached(data: st.DataObject, max_steps: int = 15) -> Task:
 
 def fencing_refuses(task: Task, change: Change) -> bool:
     """Whether the change names an attempt that is not the current one (or, to start, the next)."""
-    if isinstance(change, Patch):
+    if isinstance(change, TaskUpdate):
         return change.attempt is not UNSET and not is_current(task, change)
     return is_stale(task, change)
 
 
-def is_current(task: Task, patch: Patch) -> bool:
+def is_current(task: Task, patch: TaskUpdate) -> bool:
     """Whether a patch naming its attempt comes from the task's current attempt (a claim: the next)."""
     if patch.status is RUNNING and task.status is PENDING:
         return patch.attempt == task.attempts + 1
@@ -819,7 +852,7 @@ def test_worker_lost_ends_only_the_attempt_running_on_that_worker(data: st.DataO
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), patch=patches(), offset=st.sampled_from([0, 0, 1, 1, -1, 2]), start=st.booleans())
 def test_a_patch_naming_its_attempt_is_refused_unless_that_attempt_is_current(
-    data: st.DataObject, patch: Patch, offset: int, start: bool
+    data: st.DataObject, patch: TaskUpdate, offset: int, start: bool
 ) -> None:
     task = reached(data)
     if start and task.status is PENDING:

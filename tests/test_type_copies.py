@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from src.settings import Settings
+from jobcast.settings import Settings
 from tests.api import assert_error, create_type
 from tests.conftest import ServedApp
 

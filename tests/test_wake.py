@@ -11,7 +11,7 @@ import httpx
 import msgspec
 import pytest
 
-from src.settings import Settings
+from jobcast.settings import Settings
 from tests.conftest import ServedApp
 from tests.processes import JobcastProcess, start_worker
 from tests.wsclient import WsClient, follow, is_final, is_running, status_of

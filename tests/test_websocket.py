@@ -15,7 +15,7 @@ import msgspec
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from src.settings import Settings
+from jobcast.settings import Settings
 from tests.api import create_type, history, read_task
 from tests.conftest import ServedApp
 from tests.wsclient import WAIT_S, Frame, WsClient, is_final

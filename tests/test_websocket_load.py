@@ -24,8 +24,8 @@ import pytest
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from src.redis_server import free_port
-from src.settings import Settings
+from jobcast.runtime.network import free_port
+from jobcast.settings import Settings
 from tests.api import body_of, create_type, history
 from tests.conftest import ServedApp
 from tests.processes import start_api

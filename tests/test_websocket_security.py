@@ -12,8 +12,8 @@ import websockets
 from redis.asyncio import Redis
 from websockets.exceptions import InvalidStatus
 
-from src.quotas import ConnectionSlots
-from src.settings import Settings, SettingsError
+from jobcast.settings import Settings, SettingsError
+from jobcast.store.quotas import ConnectionSlots
 from tests.callers import ADMIN, OTHER, OWNER, Callers, make_callers
 from tests.conftest import ServedApp
 from tests.wsclient import WAIT_S, WsClient

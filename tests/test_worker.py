@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from src.settings import Settings
+from jobcast.settings import Settings
 from tests.api import history
 from tests.conftest import ServedApp
 from tests.processes import JobcastProcess, start_worker

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
-from src.tasks import Task
+from jobcast.model.tasks import Task
 
 TaskId = Annotated[str, Meta(min_length=1, max_length=200)]
 Seq = Annotated[int, Meta(ge=0)]
@@ -120,6 +120,12 @@ def unsubscribed_frame(target: Target) -> str:
     return _text({"type": "unsubscribed", "subscription": target_keys(target)})
 
 
+def event_frame(event_json: bytes) -> str:
+    """`{"type": "event", ...EVENT}` from an encoded event, without decoding it: the one place
+    an event frame is made."""
+    return EVENT_FRAME_PREFIX + event_json[1:].decode()
+
+
 def snapshot_frame(task: Task) -> str:
     return _text({"type": "snapshot", "task": task})
 
@@ -132,4 +138,5 @@ def _text(frame: dict[str, Any]) -> str:
     return _encode(frame).decode()
 
 
+EVENT_FRAME_PREFIX = '{"type":"event",'
 PONG_FRAME = _text({"type": "pong"})

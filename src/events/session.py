@@ -6,10 +6,11 @@ from collections.abc import Iterator
 
 from redis.exceptions import RedisError
 
-from src.access import ensure_may_watch_all, ensure_may_watch_type
-from src.errors import Forbidden, NotFound
-from src.events.hub import ALL, Client, Group, Hub
-from src.events.protocol import (
+from jobcast.auth.access import ensure_may_watch_all, ensure_may_watch_type
+from jobcast.errors import Forbidden, NotFound
+from jobcast.events.client import ALL, Client, Group
+from jobcast.events.hub import Hub
+from jobcast.events.protocol import (
     PONG_FRAME,
     ErrorCode,
     Ping,
@@ -22,7 +23,7 @@ from src.events.protocol import (
     subscribed_frame,
     unsubscribed_frame,
 )
-from src.type_store import TypeStore
+from jobcast.store.task_types import TypeStore
 
 ME = "me"
 log = logging.getLogger(__name__)

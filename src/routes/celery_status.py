@@ -5,7 +5,7 @@ from typing import Any
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from src.tasks import TERMINAL, Task, TaskStatus
+from jobcast.model.tasks import TERMINAL, Task, TaskStatus
 
 CELERY_STATES = {
     TaskStatus.PENDING: "PENDING",

@@ -8,7 +8,7 @@ from litestar import Response, get
 from litestar.router import Router
 from litestar.static_files import create_static_files_router
 
-ASSETS = Path(str(resources.files("src").joinpath("dashboard")))
+ASSETS = Path(str(resources.files("jobcast").joinpath("dashboard")))
 ASSETS_PATH = "/dashboard"
 
 

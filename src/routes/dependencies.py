@@ -6,11 +6,11 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.types import Scope
 
-from src.access import ANONYMOUS, Principal
-from src.events.hub import Hub
-from src.services import Services
-from src.task_actions import TaskActions
-from src.type_store import TypeStore
+from jobcast.actions.tasks import TaskActions
+from jobcast.events.hub import Hub
+from jobcast.model.principals import ANONYMOUS, Principal
+from jobcast.routes.lifespan import Services
+from jobcast.store.task_types import TypeStore
 
 
 def provide_principal(scope: Scope) -> Principal:

@@ -8,8 +8,8 @@ from litestar import Response, get
 from litestar.openapi.datastructures import ResponseSpec
 from redis.exceptions import RedisError
 
-from src.redis_policy import eviction_problem
-from src.routes.dependencies import HubDep, ServicesDep
+from jobcast.routes.dependencies import HubDep, ServicesDep
+from jobcast.store.connection import eviction_problem
 
 PING_TIMEOUT_S = 1.0
 log = logging.getLogger(__name__)

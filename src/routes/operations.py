@@ -4,14 +4,13 @@ and the dashboard that shows it."""
 from litestar import Response, get
 from litestar.types import ControllerRouterHandler
 
-from src.access import ensure_admin
-from src.metrics import CONTENT_TYPE, exposition
-from src.routes.dashboard import dashboard_assets, dashboard_page
-from src.routes.dependencies import Caller, HubDep, ServicesDep, TypesDep
-from src.routes.responses import SECURITY, errors
-from src.stats import Stats, read_stats
-from src.worker_registry import live_workers
-from src.workers.heartbeat import WorkerInfo
+from jobcast.auth.access import ensure_admin
+from jobcast.routes.dashboard import dashboard_assets, dashboard_page
+from jobcast.routes.dependencies import Caller, HubDep, ServicesDep, TypesDep
+from jobcast.routes.metrics import CONTENT_TYPE, exposition
+from jobcast.routes.responses import SECURITY, errors
+from jobcast.store.stats import Stats, read_stats
+from jobcast.store.workers import WorkerInfo, live_workers
 
 
 @get("/metrics", tags=["operations"], summary="Prometheus metrics", media_type=CONTENT_TYPE)

@@ -7,7 +7,7 @@ from typing import Any
 
 from litestar import Litestar, Request
 
-from src.errors import BadRequest
+from jobcast.errors import BadRequest
 
 QueryNames = dict[tuple[str, str], frozenset[str]]  # (method, path template) → query parameter names
 

@@ -7,11 +7,9 @@ from litestar import Controller, delete, get, post, put
 from litestar.params import JSONBody, PathParameter, QueryParameter
 from msgspec import UNSET, UnsetType
 
-from src.access import ensure_admin
-from src.routes.dependencies import Caller, TypesDep
-from src.routes.responses import SECURITY, errors
-from src.schemas import check_schema
-from src.task_types import (
+from jobcast.auth.access import ensure_admin
+from jobcast.model.parameters import check_schema
+from jobcast.model.task_types import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_TIMEOUT_S,
     Description,
@@ -21,6 +19,8 @@ from src.task_types import (
     TimeoutS,
     TypeName,
 )
+from jobcast.routes.dependencies import Caller, TypesDep
+from jobcast.routes.responses import SECURITY, errors
 
 Ref = Annotated[str, PathParameter(description="The task type's integer id or its name.")]
 

@@ -3,51 +3,28 @@
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-import msgspec
 from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.datastructures import ResponseHeader
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
-from msgspec import UNSET, UnsetType
 
-from src.errors import BadRequest
-from src.routes.celery_status import CeleryStatus, celery_status
-from src.routes.dependencies import ActionsDep, Caller
-from src.routes.responses import SECURITY, errors
-from src.task_store import TaskQuery
-from src.tasks import DEFAULT_PRIORITY, Event, Priority, Progress, Task, TaskStatus, task_path
-from src.transitions import Patch
+from jobcast.errors import BadRequest
+from jobcast.model.changes import TaskUpdate
+from jobcast.model.submissions import TaskSubmission
+from jobcast.model.tasks import Event, Task, TaskStatus, task_path
+from jobcast.routes.celery_status import CeleryStatus, celery_status
+from jobcast.routes.dependencies import ActionsDep, Caller
+from jobcast.routes.responses import SECURITY, errors
+from jobcast.store.tasks import TaskQuery
 
 IdempotencyKey = Annotated[
     str | None,
     HeaderParameter(name="Idempotency-Key", min_length=1, max_length=255, required=False,
                     description="A repeat with the same key and owner within 24 h returns the first task."),
 ]  # fmt: skip
-ATTEMPT_HELP = (
-    "Fencing for workers: the attempt this write comes from. A claim (status running) names the next "
-    "attempt; any other write the current one. A write from an attempt that is no longer current gets 409."
-)
 HISTORY_LIMIT = "Jobcast-History-Limit"
 Limit = Annotated[int, QueryParameter(ge=1, le=1000, description="Rows per page.")]
 Cursor = Annotated[str | None, QueryParameter(description="From the `Link: rel=next` of the previous page.")]
-
-
-class TaskSubmission(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    type: str | None = None
-    task_type_id: int | None = None
-    parameters: dict[str, Any] = msgspec.field(default_factory=dict)
-    priority: Priority = DEFAULT_PRIORITY
-    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
-
-
-class TaskUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    status: TaskStatus | UnsetType = UNSET
-    progress: Progress | UnsetType | None = UNSET
-    result: Any = UNSET
-    error_message: str | UnsetType | None = UNSET
-    priority: Priority | UnsetType = UNSET
-    metadata: dict[str, Any] | UnsetType = UNSET
-    attempt: Annotated[int, msgspec.Meta(ge=1, description=ATTEMPT_HELP)] | UnsetType = UNSET
 
 
 SUBMIT_RESPONSES = {
@@ -71,15 +48,7 @@ class TaskController(Controller):
         idempotency_key: IdempotencyKey,
     ) -> Response[Task]:
         """202 for a worker type (queued), 201 for an external type, 200 for an idempotent repeat."""
-        submitted = await actions.submit(
-            principal,
-            type_name=data.type,
-            type_id=data.task_type_id,
-            parameters=data.parameters,
-            priority=data.priority,
-            metadata=data.metadata,
-            idempotency_key=idempotency_key,
-        )
+        submitted = await actions.submit(principal, data, idempotency_key)
         status = (202 if submitted.queued else 201) if submitted.created else 200
         task = submitted.task
         return Response(task, status_code=status, headers={"Location": task_path(task.id)})
@@ -117,8 +86,7 @@ class TaskController(Controller):
     async def update(
         self, task_id: FromPath[str], data: JSONBody[TaskUpdate], actions: ActionsDep, principal: Caller
     ) -> Task:
-        fields = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not UNSET}
-        return await actions.update(principal, task_id, Patch(**fields), set(fields))
+        return await actions.update(principal, task_id, data)
 
     @delete(
         "/{task_id:str}",

@@ -13,14 +13,14 @@ from litestar.exceptions import WebSocketDisconnect
 from litestar.params import FromPath
 from redis.exceptions import RedisError
 
-from src.access import Principal
-from src.authentication import allowed_origin
-from src.events.hub import NORMAL, POLICY_VIOLATION, TRY_AGAIN, Client
-from src.events.protocol import ErrorCode, Subscribe, error_frame
-from src.events.session import Session
-from src.quotas import ConnectionSlots
-from src.routes.dependencies import Caller, ServicesDep
-from src.services import Services
+from jobcast.auth.authentication import allowed_origin
+from jobcast.events.client import NORMAL, POLICY_VIOLATION, TRY_AGAIN, Client
+from jobcast.events.protocol import ErrorCode, Subscribe, error_frame
+from jobcast.events.session import Session
+from jobcast.model.principals import Principal
+from jobcast.routes.dependencies import Caller, ServicesDep
+from jobcast.routes.lifespan import Services
+from jobcast.store.quotas import ConnectionSlots
 
 TOO_BIG = 1009
 INTERNAL_ERROR = 1011

@@ -1,7 +1,1 @@
-"""Workers: declare handlers with @task, report with ctx.progress; `jobcast worker` runs them."""
-
-from src.workers.blocking import BlockingContext
-from src.workers.context import TaskContext
-from src.workers.definition import TaskDefinition, task
-
-__all__ = ["BlockingContext", "TaskContext", "TaskDefinition", "task"]
+"""Workers: the arq worker that runs handlers, their contexts, and the process around it."""

@@ -8,8 +8,8 @@ the queue as soon as it hears of one, and as soon as one of its own jobs ends an
 it still polls every `poll_s`, so a missed message costs at most that.
 
 Claiming: arq claims each job with WATCH, EXISTS, ZSCORE and MULTI/PSETEX/EXEC, four round
-trips one job after the other. The script below makes the same checks and sets the same
-in-progress marks for a whole batch in one.
+trips one job after the other. store.queue.claim makes the same checks and sets the same
+in-progress marks for a whole batch in one, and reads each job's task on the way.
 """
 
 import asyncio
@@ -18,50 +18,28 @@ import functools
 import logging
 from typing import Any
 
-from arq.constants import in_progress_key_prefix
 from arq.utils import timestamp_ms
 from arq.worker import Worker
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
-from src import keys
+from jobcast.store import keys
+from jobcast.store.queue import Prefetched, claim
+from jobcast.store.scripts import register
 
 log = logging.getLogger("jobcast.worker")
 
 RESUBSCRIBE_S = 0.5
 
-# KEYS[1]: the queue. ARGV: now (ms), in-progress mark lifetime (ms), mark prefix, how many to
-# claim at most, task key prefix, job ids. A job is claimed when it is still queued, due, and
-# not marked in progress by anyone; running jobs stay in arq's queue until they end, and are
-# skipped. For each claimed job: its id, its score, and its task's record as read at that
-# moment (a job id starts with its task's id), which saves the job a read of its own.
-CLAIM_JOBS = """
-local claimed = {}
-for i = 6, #ARGV do
-  if #claimed >= 5 * tonumber(ARGV[4]) then break end
-  local score = redis.call('ZSCORE', KEYS[1], ARGV[i])
-  local mark = ARGV[3] .. ARGV[i]
-  if score and tonumber(score) <= tonumber(ARGV[1]) and redis.call('EXISTS', mark) == 0 then
-    redis.call('PSETEX', mark, ARGV[2], '1')
-    local task = redis.call('HMGET', ARGV[5] .. string.match(ARGV[i], '^[^:]+'), 'doc', 'rank', 'job')
-    claimed[#claimed + 1] = ARGV[i]
-    claimed[#claimed + 1] = score
-    for _, field in ipairs(task) do claimed[#claimed + 1] = field end
-  end
-end
-return claimed
-"""
-CLAIMED_FIELDS = 5  # per claimed job in the reply: id, score, doc, rank, job
-
 
 class JobcastWorker(Worker):
-    def __init__(self, *args: Any, poll_s: float, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, poll_s: float, prefetched: Prefetched, **kwargs: Any) -> None:
         super().__init__(*args, poll_delay=0, **kwargs)  # the wait is in _poll_iteration
         self.wake = asyncio.Event()
         self._poll_s = poll_s
         self._claim: AsyncScript | None = None  # registered once arq's pool exists
-        self.prefetched: dict[str, list[Any]] = {}  # job id → its task's record fields, at the claim
+        self._prefetched = prefetched
 
     async def _poll_iteration(self) -> None:
         await super()._poll_iteration()
@@ -76,22 +54,18 @@ class JobcastWorker(Worker):
         if free <= 0 or not candidates:
             return
         if self._claim is None:
-            self._claim = self.pool.register_script(CLAIM_JOBS)
+            self._claim = register(self.pool, "claim_jobs")
         mark_ms = int(self.in_progress_timeout_s * 1000)
-        args = [timestamp_ms(), mark_ms, in_progress_key_prefix, free, keys.task(""), *candidates]
-        reply = await self._claim(keys=[self.queue_name], args=args)
-        for at in range(0, len(reply), CLAIMED_FIELDS):
-            raw_id, score, *fields = reply[at : at + CLAIMED_FIELDS]
+        for job in await claim(self._claim, self.queue_name, candidates, free, timestamp_ms(), mark_ms):
             await self.sem.acquire()
             self.job_counter += 1
-            job_id = raw_id.decode()
-            self.prefetched[job_id] = fields
-            task = self.loop.create_task(self.run_job(job_id, int(float(score))))
-            task.add_done_callback(functools.partial(self._job_done, job_id))
-            self.tasks[job_id] = task
+            self._prefetched[job.job_id] = job.stored
+            task = self.loop.create_task(self.run_job(job.job_id, job.score))
+            task.add_done_callback(functools.partial(self._job_done, job.job_id))
+            self.tasks[job.job_id] = task
 
     def _job_done(self, job_id: str, _: asyncio.Task[None]) -> None:
-        self.prefetched.pop(job_id, None)  # unused when the job ran nothing (a refused payload)
+        self._prefetched.pop(job_id, None)  # unused when the job ran nothing (a refused payload)
         self._release_sem_dec_counter_on_complete()
 
     def _release_sem_dec_counter_on_complete(self) -> None:

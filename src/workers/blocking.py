@@ -17,12 +17,12 @@ from typing import Any, cast
 
 import msgspec
 
-from src.errors import describe
-from src.logs import configure_logging, task_logging
-from src.redis_server import die_with_parent
-from src.tasks import Number
-from src.workers.context import TaskContext
-from src.workers.definition import BlockingHandler, discover
+from jobcast.errors import describe
+from jobcast.model.tasks import Number
+from jobcast.runtime.logs import configure_logging, task_logging
+from jobcast.runtime.processes import die_with_parent
+from jobcast.workers.context import TaskContext
+from jobcast.workers.definition import BlockingHandler, discover
 
 log = logging.getLogger(__name__)
 

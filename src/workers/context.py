@@ -7,11 +7,11 @@ import time
 
 import msgspec
 
-from src.errors import InvalidTransition, NotFound
-from src.task_store import TaskStore
-from src.tasks import Number, Progress
-from src.transitions import ReportProgress
-from src.writes import Stored
+from jobcast.errors import InvalidTransition, NotFound
+from jobcast.model.changes import ReportProgress
+from jobcast.model.tasks import Number, Progress
+from jobcast.store.stored import Stored
+from jobcast.store.tasks import TaskStore
 
 
 class AttemptSuperseded(Exception):

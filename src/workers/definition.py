@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 import msgspec
 
-from src.task_types import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT_S, NAME_PATTERN
+from jobcast.model.task_types import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT_S, NAME_PATTERN
 
 if TYPE_CHECKING:
-    from src.workers.blocking import BlockingContext
-    from src.workers.context import TaskContext
+    from jobcast.workers.blocking import BlockingContext
+    from jobcast.workers.context import TaskContext
 
 P = TypeVar("P", bound=msgspec.Struct)
 Handler = Callable[["TaskContext", P], Awaitable[Any]]
@@ -41,7 +41,7 @@ class TaskDefinition(Generic[P]):
         self.parameters_type = parameters_type
         self.timeout_s = timeout_s
         self.max_attempts = max_attempts
-        self.blocking = blocking  # runs in a child process (src.workers.blocking)
+        self.blocking = blocking  # runs in a child process (jobcast.workers.blocking)
         self.description = inspect.getdoc(handler) or ""
 
     @property

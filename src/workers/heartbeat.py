@@ -1,4 +1,4 @@
-"""Worker liveness in Redis: each worker re-announces itself every `heartbeat_s`; its entries
+"""A worker's heartbeat: it re-announces itself every `heartbeat_s` (store.workers); its entries
 expire after `heartbeat_ttl_s` without one. `workers_online` and /api/workers read them."""
 
 import contextlib
@@ -6,30 +6,16 @@ import logging
 import os
 import socket
 import threading
-import time
 from collections.abc import Callable
-from datetime import datetime
 
 import msgspec
 import redis
 from redis.exceptions import RedisError
 
-from src import keys
-from src.tasks import utc_now
-from src.writes import encode
+from jobcast.model.tasks import utc_now
+from jobcast.store.workers import WorkerInfo, announce, farewell
 
 log = logging.getLogger(__name__)
-
-
-class WorkerInfo(msgspec.Struct, kw_only=True):
-    id: str
-    hostname: str
-    pid: int
-    types: list[str]
-    concurrency: int
-    started_at: datetime
-    heartbeat_at: datetime
-    running: list[str]
 
 
 def new_worker_id() -> str:
@@ -66,18 +52,8 @@ class Heartbeat:
 
     def beat(self) -> None:
         """Announce this worker and the types it serves, valid for one TTL."""
-        now_ms = int(time.time() * 1000)
-        expires_ms = now_ms + self._ttl_ms
         info = msgspec.structs.replace(self._info, heartbeat_at=utc_now(), running=self._running())
-        with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(keys.worker(info.id), encode(info), px=self._ttl_ms)
-            pipe.zadd(keys.WORKERS, {info.id: expires_ms})
-            for name in info.types:
-                pipe.zadd(keys.type_workers(name), {info.id: expires_ms})
-                pipe.zremrangebyscore(keys.type_workers(name), "-inf", now_ms)
-            for job_id in self._held_jobs():
-                pipe.pexpire(keys.arq_in_progress(job_id), self._ttl_ms)
-            pipe.execute()
+        announce(self._redis, info, self._held_jobs(), self._ttl_ms)
 
     def start(self) -> None:
         self._thread.start()
@@ -87,11 +63,8 @@ class Heartbeat:
         the registry: should it still hold tasks, the reconciler recovers them."""
         self._stopping.set()
         self._thread.join()
-        with contextlib.suppress(RedisError), self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(keys.worker(self._info.id))
-            for name in self._info.types:
-                pipe.zrem(keys.type_workers(name), self._info.id)
-            pipe.execute()
+        with contextlib.suppress(RedisError):
+            farewell(self._redis, self._info)
         self._redis.close()
 
     def _run(self) -> None:

@@ -1,6 +1,6 @@
 """The arq job behind every task: claim the attempt, run the handler, store how it ended.
 
-Each step is a transition from src.transitions written atomically by the task store, so the
+Each step is a transition from jobcast.model.transitions written atomically by the task store, so the
 record, its history and the published events agree whatever happens between steps.
 """
 
@@ -11,16 +11,15 @@ from typing import Any
 
 import msgspec
 
-from src.errors import InvalidTransition, NotFound, describe
-from src.logs import task_logging
-from src.task_store import stored_from
-from src.tasks import TaskStatus, utc_now
-from src.transitions import Change, Finish, Patch, Requeue, Start
-from src.workers.blocking import HandlerError
-from src.workers.context import TaskContext
-from src.workers.definition import TaskDefinition
-from src.workers.state import WorkerState, worker_state
-from src.writes import Stored
+from jobcast.errors import InvalidTransition, NotFound, describe
+from jobcast.model.changes import Change, Finish, Requeue, Start, TaskUpdate
+from jobcast.model.tasks import TaskStatus, utc_now
+from jobcast.runtime.logs import task_logging
+from jobcast.store.stored import Stored
+from jobcast.workers.blocking import HandlerError
+from jobcast.workers.context import TaskContext
+from jobcast.workers.definition import TaskDefinition
+from jobcast.workers.state import WorkerState, worker_state
 
 log = logging.getLogger("jobcast.worker")
 
@@ -54,7 +53,7 @@ async def _run_claimable(state: WorkerState, stored: Stored) -> None:
         return
     if stored.task.attempts >= stored.task.max_attempts:
         error = f"no attempts left ({stored.task.attempts} of {stored.task.max_attempts} used)"
-        await _end(state, Patch(status=TaskStatus.FAILED, error_message=error), stored)
+        await _end(state, TaskUpdate(status=TaskStatus.FAILED, error_message=error), stored)
         return
     timeout_s = await state.timeouts.of(stored.task.task_type_id)
     started = await _start(state, stored)
@@ -71,10 +70,13 @@ async def _claimable(state: WorkerState, task_id: str, job_id: str) -> Stored | 
     """The task, if this job is its current one and it is still waiting to run. The record
     read when the job was claimed will do: if it changed since, the start write's guard sees
     it and the change is applied to a fresh read."""
-    fields = state.prefetched.pop(job_id, None)
     try:
-        stored = await state.tasks.read(task_id) if fields is None else stored_from(task_id, fields)
+        stored = (
+            state.prefetched.pop(job_id) if job_id in state.prefetched else await state.tasks.read(task_id)
+        )
     except NotFound:
+        stored = None
+    if stored is None:
         log.info("job %s: task %s no longer exists", job_id, task_id)
         return None
     if stored.job != job_id or stored.task.status is not TaskStatus.PENDING:

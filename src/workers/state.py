@@ -4,11 +4,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from src.settings import Settings
-from src.task_store import TaskStore
-from src.type_store import TypeStore
-from src.workers.blocking import BlockingPool
-from src.workers.definition import TaskDefinition
+from jobcast.settings import Settings
+from jobcast.store.queue import Prefetched
+from jobcast.store.task_types import TypeStore
+from jobcast.store.tasks import TaskStore
+from jobcast.workers.blocking import BlockingPool
+from jobcast.workers.definition import TaskDefinition
 
 STATE_KEY = "jobcast"
 TYPE_READ_EVERY_S = 1.0
@@ -42,7 +43,7 @@ class WorkerState:
     worker_id: str
     blocking: BlockingPool
     running: set[str] = field(default_factory=set)
-    prefetched: dict[str, list[Any]] = field(default_factory=dict)  # job id → record fields at its claim
+    prefetched: Prefetched = field(default_factory=dict)  # shared with the arq worker's claims
     timeouts: TypeTimeouts = field(init=False)
 
     def __post_init__(self) -> None:

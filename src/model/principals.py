@@ -1,0 +1,25 @@
+"""Who is calling (CONTRACT.md §5): a principal and its role. Authentication attaches one to each
+connection; with auth off every caller is ANONYMOUS, an admin."""
+
+from enum import StrEnum
+
+import msgspec
+
+
+class Role(StrEnum):
+    ADMIN = "admin"  # everything
+    SUBMITTER = "submitter"  # its own tasks
+    WORKER = "worker"  # tasks of the types it serves
+
+
+class Principal(msgspec.Struct, frozen=True):
+    name: str
+    role: Role
+    types: frozenset[str] = frozenset()  # the types a worker serves
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is Role.ADMIN
+
+
+ANONYMOUS = Principal("anonymous", Role.ADMIN)

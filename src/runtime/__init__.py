@@ -1,0 +1,1 @@
+"""What a jobcast process needs of its machine: JSON logs, child processes, ports, a redis-server."""
