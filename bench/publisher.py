@@ -36,24 +36,24 @@ class Target:
         self.seq = int(spec["seq"]) if isinstance(spec, dict) else 0
 
 
-def frame(target: Target, step: int) -> bytes:
+def event_json(target: Target, step: int) -> bytes:
     task_id = target.spec["id"] if isinstance(target.spec, dict) else target.spec
     progress = Progress(current=step, message=f"t={time.time():.6f}")
     event = Event(task_id=task_id, seq=target.seq, event=EventKind.PROGRESS, at=utc_now(),
                   status=TaskStatus.RUNNING, attempt=1, progress=progress)  # fmt: skip
-    return event_frame(encode(event))
+    return encode(event)
 
 
 def jobcast_message(target: Target, step: int) -> tuple[str, bytes]:
     target.seq += 1
     spec = target.spec
     envelope = Envelope(task_id=spec["id"], seq=target.seq, task_type=spec["type"], owner=spec["owner"],
-                        event=EventKind.PROGRESS, frame=msgspec.Raw(frame(target, step)))  # fmt: skip
+                        kind=EventKind.PROGRESS, event=msgspec.Raw(event_json(target, step)))  # fmt: skip
     return keys.EVENTS_CHANNEL, encode_envelope(envelope)
 
 
 def channels_message(target: Target, step: int) -> tuple[str, bytes]:
-    return str(target.spec), frame(target, step)
+    return str(target.spec), event_frame(event_json(target, step)).encode()
 
 
 def publish(client: redis.Redis, targets: list[Target], mode: str, rate: float, seconds: float) -> int:

@@ -2,7 +2,10 @@
 (No Docker engine is needed to run the tests; the compose file is checked as data.)"""
 
 import re
+import subprocess
+import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 import yaml
@@ -80,3 +83,23 @@ def test_ci_runs_the_readme_test_command() -> None:
     run, test = commands
     assert run.endswith("jobcast dev")
     assert test in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
+def test_every_package_in_src_is_installed_as_part_of_jobcast() -> None:
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert setuptools["package-dir"] == {"jobcast": "src"}
+    folders = [path.parent.relative_to(ROOT / "src") for path in (ROOT / "src").rglob("__init__.py")]
+    in_src = {".".join(("jobcast", *folder.parts)) for folder in folders}
+    assert set(setuptools["packages"]) == in_src
+
+
+def test_the_installed_package_is_jobcast_and_nothing_named_src(tmp_path: Path) -> None:
+    """What `pip install` puts in site-packages: a `jobcast/` folder, its Lua and dashboard files."""
+    command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)]
+    subprocess.run(command, check=True, timeout=300)
+    (wheel,) = tmp_path.glob("jobcast-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
+    assert tops == {"jobcast"}
+    assert "jobcast/store/lua/check_then_write.lua" in names
+    assert "jobcast/dashboard/index.html" in names

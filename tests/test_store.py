@@ -13,7 +13,7 @@ import pytest
 from redis.asyncio import Redis
 
 from jobcast.errors import AlreadyExists, InvalidTransition, NotFound, StaleAttempt
-from jobcast.events.protocol import EVENT_FRAME_PREFIX
+from jobcast.events.protocol import event_frame
 from jobcast.model.changes import (
     Delete,
     Finish,
@@ -148,8 +148,9 @@ class Listener:
                 if message["data"] == SENTINEL:
                     return received
                 envelope = decode_envelope(message["data"])
-                assert bytes(envelope.frame).startswith(EVENT_FRAME_PREFIX)
-                received.append((envelope, json.loads(bytes(envelope.frame))))
+                frame = json.loads(event_frame(bytes(envelope.event)))
+                assert frame["type"] == "event"
+                received.append((envelope, frame))
 
 
 @pytest.fixture
@@ -181,7 +182,7 @@ async def test_create_then_read_and_history(tasks: TaskStore, redis: Redis, list
     history = await tasks.events(task.id)
     assert [(e.seq, e.event, e.status) for e in history] == [(1, EventKind.CREATED, PENDING)]
     received = await listener.drain()
-    assert [(env.task_id, env.seq, env.event, env.owner, env.task_type) for env, _ in received] == [
+    assert [(env.task_id, env.seq, env.kind, env.owner, env.task_type) for env, _ in received] == [
         (task.id, 1, EventKind.CREATED, "alice", "type1")
     ]
 
@@ -441,7 +442,7 @@ async def test_delete_removes_record_history_and_index_entries(
     with pytest.raises(NotFound):
         await tasks.events(task.id)
     last_env, last_frame = (await listener.drain())[-1]
-    assert (last_env.task_id, last_env.event) == (task.id, EventKind.DELETED)
+    assert (last_env.task_id, last_env.kind) == (task.id, EventKind.DELETED)
     assert last_frame["status"] == (CANCELLED if status is not COMPLETED else COMPLETED)
 
 

@@ -13,6 +13,9 @@ Seq = Annotated[int, Meta(ge=0)]
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
 
 
+EVENT_FRAME_PREFIX = '{"type":"event",'  # an event frame is the event with this in front
+
+
 class Target(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_only=True):
     """What a subscription is on: exactly one of a task, a type, an owner, or all tasks."""
 
@@ -138,5 +141,4 @@ def _text(frame: dict[str, Any]) -> str:
     return _encode(frame).decode()
 
 
-EVENT_FRAME_PREFIX = '{"type":"event",'
 PONG_FRAME = _text({"type": "pong"})

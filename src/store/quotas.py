@@ -13,6 +13,7 @@ from redis.exceptions import RedisError
 
 from jobcast.errors import TooManyRequests
 from jobcast.store import keys
+from jobcast.store.scripts import register
 
 log = logging.getLogger(__name__)
 
@@ -20,26 +21,6 @@ log = logging.getLogger(__name__)
 # last refresh; a live instance refreshes three times within it.
 SLOT_TTL_MS = 30_000
 RATE_WINDOW_S = 1
-
-# Slots are scored by when they expire, on Redis's clock, so instances need not agree on time.
-TAKE_SLOT = """
-local t = redis.call('TIME')
-local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms)
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
-redis.call('ZADD', KEYS[1], now_ms + tonumber(ARGV[2]), ARGV[3])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
-"""
-REFRESH_SLOTS = """
-local t = redis.call('TIME')
-local expiry = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
-for i, key in ipairs(KEYS) do
-  redis.call('ZADD', key, expiry, ARGV[i + 1])
-  redis.call('PEXPIRE', key, ARGV[1])
-end
-return #KEYS
-"""
 
 
 class ConnectionSlots:
@@ -49,8 +30,8 @@ class ConnectionSlots:
         self.limit = limit
         self._ttl_ms = ttl_ms
         self._redis = redis
-        self._take = redis.register_script(TAKE_SLOT)
-        self._refresh = redis.register_script(REFRESH_SLOTS)
+        self._take = register(redis, "take_slot")
+        self._refresh = register(redis, "refresh_slots")
         self._instance = uuid.uuid4().hex[:12]
         self._held: dict[str, str] = {}  # slot id → its key
         self._count = 0

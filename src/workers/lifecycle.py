@@ -18,6 +18,7 @@ from jobcast.settings import Settings
 from jobcast.store.connection import ensure_fit, redis_settings
 from jobcast.store.queue import ARQ_FUNCTION, Prefetched
 from jobcast.store.stores import new_reconciler, open_stores
+from jobcast.store.task_types import TypeStore
 from jobcast.store.workers import WorkerInfo
 from jobcast.workers.arq_worker import JobcastWorker, listen_for_wakes
 from jobcast.workers.blocking import BlockingPool
@@ -34,8 +35,11 @@ ARQ_MAX_TRIES = 1_000_000
 ARQ_TIMEOUT_S = MAX_TIMEOUT_S + 60
 
 
-def build_worker(settings: Settings, definitions: dict[str, TaskDefinition[Any]]) -> JobcastWorker:
-    """An arq Worker for these task definitions, configured from settings."""
+def build_worker(
+    settings: Settings, definitions: dict[str, TaskDefinition[Any]], *, burst: bool = False
+) -> JobcastWorker:
+    """An arq Worker for these task definitions, configured from settings. A `burst` worker runs
+    in its caller's process (no signal handlers of its own) and returns once the queue is empty."""
     if not definitions:
         raise ValueError("no @task handlers found in the given modules")
     prefetched: Prefetched = {}  # the worker's claims fill it, its jobs empty it
@@ -53,6 +57,8 @@ def build_worker(settings: Settings, definitions: dict[str, TaskDefinition[Any]]
         job_serializer=msgspec.json.encode,
         job_deserializer=msgspec.json.decode,
         job_completion_wait=settings.shutdown_grace_s,
+        burst=burst,
+        handle_signals=not burst,
     )
     # arq marks a job in progress for its longest timeout (a week here); the heartbeat keeps the
     # mark alive instead, so a killed worker's jobs are free again one heartbeat TTL later.
@@ -96,8 +102,7 @@ class Lifecycle:
             prefetched=self._prefetched,
         )
         ctx[STATE_KEY] = state
-        for definition in self._definitions.values():
-            await types.declare(definition.name, _declared(definition), _defaults(definition))
+        await declare_types(types, self._definitions)
         info = self._info()
         self._heartbeat = Heartbeat(
             self._settings.redis_url_or_default(),
@@ -137,6 +142,12 @@ class Lifecycle:
             heartbeat_at=now,
             running=[],
         )
+
+
+async def declare_types(types: TypeStore, definitions: dict[str, TaskDefinition[Any]]) -> None:
+    """Create each definition's task type, or refresh the fields its code owns."""
+    for definition in definitions.values():
+        await types.declare(definition.name, _declared(definition), _defaults(definition))
 
 
 def _declared(definition: TaskDefinition[Any]) -> dict[str, Any]:
