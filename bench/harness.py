@@ -154,7 +154,7 @@ class Stack:
         command += ["--concurrency", str(concurrency)]
         child = self.spawn(f"worker-{len(self.children)}", command, **env)
         try:
-            child.wait_until(lambda: set(client.zrange(keys.WORKERS, 0, -1)) > before, START_TIMEOUT_S)
+            child.wait_until(lambda: bool(set(client.zrange(keys.WORKERS, 0, -1)) - before), START_TIMEOUT_S)
         finally:
             client.close()
         return child

@@ -36,7 +36,7 @@ def start_worker(settings: Settings, log_path: Path, *arguments: str) -> Jobcast
     before = set(client.zrange(keys.WORKERS, 0, -1))
     process = JobcastProcess(["worker", *arguments], environment(settings), log_path)
     try:
-        process.wait_until(lambda: set(client.zrange(keys.WORKERS, 0, -1)) > before, START_TIMEOUT_S)
+        process.wait_until(lambda: bool(set(client.zrange(keys.WORKERS, 0, -1)) - before), START_TIMEOUT_S)
     finally:
         client.close()
     return process

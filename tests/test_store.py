@@ -27,7 +27,7 @@ from jobcast.model.changes import (
 from jobcast.model.tasks import EventKind, Progress, Task, TaskStatus, new_task, utc_now
 from jobcast.settings import Settings
 from jobcast.store import keys
-from jobcast.store.atomic import Atomic, GuardFailed, Plan
+from jobcast.store.atomic import ABSENT, Atomic, Guard, GuardFailed, Plan
 from jobcast.store.envelope import Envelope, decode_envelope
 from jobcast.store.queue import ARQ_FUNCTION, job_id_for
 from jobcast.store.reconciler import ABORT_MAX_AGE_MS, Reconciler
@@ -254,12 +254,12 @@ async def test_a_change_that_became_illegal_meanwhile_is_refused(tasks: TaskStor
 async def test_atomic_plan_with_a_failing_guard_writes_nothing(redis: Redis) -> None:
     atomic = Atomic(redis)
     await redis.set("k", "v")
-    plan = Plan(guards=[["v", "GET", "k"], ["", "GET", "k"]], writes=[["SET", "other", "1"]])
+    holds, absent = Guard("holds", "v", ["GET", "k"]), Guard("absent", ABSENT, ["GET", "k"])
     with pytest.raises(GuardFailed) as failed:
-        await atomic.run(plan)
-    assert (failed.value.index, failed.value.found) == (2, "v")
+        await atomic.run(Plan(guards=[holds, absent], writes=[["SET", "other", "1"]]))
+    assert (failed.value.guard, failed.value.found) == ("absent", "v")
     assert await redis.exists("other") == 0
-    await atomic.run(Plan(guards=[["v", "GET", "k"]], writes=[["SET", "other", "1"]]))
+    await atomic.run(Plan(guards=[holds], writes=[["SET", "other", "1"]]))
     assert await redis.get("other") == b"1"
 
 

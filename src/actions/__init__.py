@@ -1,0 +1,1 @@
+"""What callers do: the operations behind the endpoints, shared by HTTP and WebSocket."""

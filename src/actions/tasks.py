@@ -25,12 +25,16 @@ from jobcast.store.tasks import Page, TaskQuery, TaskStore, TypesChanged
 
 
 class Submitted(msgspec.Struct, frozen=True):
+    """What a submission did: the task, whether it is new, and whether it was queued."""
+
     task: Task
     created: bool  # False: an idempotent repeat returned the first task
     queued: bool  # True: a worker type's task went onto the queue
 
 
 class TaskActions:
+    """The task operations of the API, each with its access check: what HTTP and WebSocket call."""
+
     def __init__(
         self, tasks: TaskStore, types: TypeStore, bounds: Bounds, rate: SubmissionRate | None = None
     ) -> None:

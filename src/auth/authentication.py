@@ -20,6 +20,9 @@ CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
 class TokenAuthentication(AbstractAuthenticationMiddleware):
+    """Litestar middleware: the bearer token (and, for WebSockets, the Origin) of each request,
+    turned into the Principal the handlers receive."""
+
     async def authenticate_request(
         self, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> AuthenticationResult:

@@ -1,0 +1,1 @@
+"""The `jobcast` command and its subcommands."""

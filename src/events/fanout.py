@@ -35,6 +35,9 @@ class HubCounters:
 
 
 class Fanout:
+    """This process's subscriptions, indexed by task, by group and by principal; `dispatch`
+    hands each published event to the clients that may see it."""
+
     def __init__(self) -> None:
         self._by_task: defaultdict[str, set[Client]] = defaultdict(set)
         self._by_group: defaultdict[Group, set[Client]] = defaultdict(set)

@@ -28,6 +28,9 @@ RECONNECT_MAX_S = 5.0
 
 
 class Hub(Fanout):
+    """The fanout fed from Redis: it reads the events and revocations channels and the snapshots
+    new watches start from, and starts every watch again after an outage."""
+
     def __init__(self, redis: Redis, tasks: TaskStore) -> None:
         super().__init__()
         self._redis = redis

@@ -11,6 +11,8 @@ END_OF_STREAM = ""  # what a closed outbox gives its sender: nothing more will c
 
 
 class Outbox:
+    """At most `limit` frames waiting for one client; `get` waits for the next."""
+
     __slots__ = ("_closed", "_frames", "_limit", "_waiter")
 
     def __init__(self, limit: int) -> None:

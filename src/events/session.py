@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 
 class Session:
+    """One connection's client ops: subscribe, unsubscribe, ping, each answered with a frame."""
+
     __slots__ = ("_client", "_hub", "_max_subscriptions", "_types")
 
     def __init__(self, hub: Hub, types: TypeStore, client: Client, max_subscriptions: int) -> None:

@@ -7,12 +7,16 @@ import msgspec
 
 
 class Role(StrEnum):
+    """What a principal may do: everything, its own tasks, or the tasks of the types it serves."""
+
     ADMIN = "admin"  # everything
     SUBMITTER = "submitter"  # its own tasks
     WORKER = "worker"  # tasks of the types it serves
 
 
 class Principal(msgspec.Struct, frozen=True):
+    """The caller behind a request or connection, as its token says."""
+
     name: str
     role: Role
     types: frozenset[str] = frozenset()  # the types a worker serves

@@ -18,6 +18,8 @@ DEFAULT_MAX_ATTEMPTS = 3
 
 
 class Executor(StrEnum):
+    """Who runs a type's tasks: jobcast's own workers, or an external program that claims them."""
+
     WORKER = "worker"  # run by jobcast's arq workers, declared in their code
     EXTERNAL = "external"  # a record some other service claims and updates over HTTP
 

@@ -14,6 +14,8 @@ DEFAULT_PRIORITY = 100
 
 
 class TaskStatus(StrEnum):
+    """Where a task is in its life (CONTRACT.md §1)."""
+
     PENDING = "pending"
     RUNNING = "running"
     COMPLETED = "completed"
@@ -27,6 +29,8 @@ RETRYABLE = frozenset({TaskStatus.FAILED, TaskStatus.CANCELLED})
 
 
 class EventKind(StrEnum):
+    """What an event says happened to its task."""
+
     CREATED = "task.created"
     STARTED = "task.started"
     PROGRESS = "task.progress"

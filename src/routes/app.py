@@ -50,8 +50,8 @@ def server_options(settings: Settings) -> dict[str, Any]:
     """uvicorn's options for this app: the WebSocket frame bound, pings that find dead peers, and
     idle keep-alive connections held longer than a client or load balancer holds them (60 s is
     common): a server that closes first races the client's next request on that connection.
-    permessage-deflate as configured: a compressing connection keeps zlib state of about 40 KiB for
-    its whole life, more than the rest of it together (bench/NOTES.md)."""
+    permessage-deflate as configured: a compressing connection keeps zlib state for its whole
+    life, more than the rest of it together (bench/NOTES.md)."""
     return {
         "timeout_keep_alive": KEEP_ALIVE_S,
         "ws_per_message_deflate": settings.ws_compression,
@@ -62,6 +62,8 @@ def server_options(settings: Settings) -> dict[str, Any]:
 
 
 def create_app(settings: Settings) -> Litestar:
+    """The API (CONTRACT.md): every endpoint, the WebSocket hub and the dashboard, with their
+    services opened by the app's lifespan from `settings`."""
     app = Litestar(
         route_handlers=[TaskTypeController, TaskController, events_socket, task_socket, live, ready, *OPS],
         dependencies=DEPENDENCIES,

@@ -23,6 +23,8 @@ HUB_START_WAIT_S = 5.0
 
 @dataclass(frozen=True)
 class Services:
+    """What the API's handlers are given: the settings, the stores, the actions and the hub."""
+
     settings: Settings
     redis: Redis
     tasks: TaskStore

@@ -50,6 +50,8 @@ class TaskTypeUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class TaskTypeController(Controller):
+    """The task-type endpoints: list, read, create, update."""
+
     path = "/api/task-types"
     tags = ("task types",)
     security = SECURITY

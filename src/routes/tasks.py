@@ -35,6 +35,8 @@ SUBMIT_RESPONSES = {
 
 
 class TaskController(Controller):
+    """The task endpoints; each is a thin call into TaskActions."""
+
     path = "/api/tasks"
     tags = ("tasks",)
     security = SECURITY

@@ -24,6 +24,8 @@ class Guard(msgspec.Struct, frozen=True):
 
 
 class Plan(msgspec.Struct):
+    """A change as data: the guards it is planned on, and the writes it makes when they hold."""
+
     guards: list[Guard]
     writes: list[Command]
 

@@ -31,6 +31,9 @@ AUDIT_EVERY = 10  # passes
 
 
 class Reconciler:
+    """Repairs what no process finished, on every API and worker: lost workers' tasks, expired
+    cancels, waited-out backoffs, finished tasks past retention."""
+
     def __init__(self, redis: Redis, tasks: TaskStore, *, heartbeat_ttl_s: float, retention_s: float) -> None:
         self._redis = redis
         self._tasks = tasks

@@ -18,6 +18,8 @@ BUCKETS = (*map(counters.bucket_label, DURATION_BUCKETS_S), INF)
 
 
 class TypeStats(msgspec.Struct, kw_only=True):
+    """One type's counts in GET /api/stats."""
+
     tasks: dict[str, int]  # in the store now, by status
     submitted: int = 0  # since the store began, like the three after it
     completed: int = 0
@@ -26,6 +28,8 @@ class TypeStats(msgspec.Struct, kw_only=True):
 
 
 class Minute(msgspec.Struct, kw_only=True):
+    """What happened in one minute, for the dashboard's throughput chart."""
+
     minute: datetime
     submitted: int = 0
     completed: int = 0
@@ -45,6 +49,8 @@ class Durations(msgspec.Struct, kw_only=True):
 
 
 class Stats(msgspec.Struct, kw_only=True):
+    """The figures behind GET /api/stats and /metrics, over the whole system."""
+
     at: datetime
     tasks: dict[str, int]  # in the store now, by status
     types: dict[str, TypeStats]

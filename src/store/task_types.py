@@ -26,6 +26,8 @@ class TypeCopy(msgspec.Struct, frozen=True):
 
 
 class TypeStore:
+    """Task types in Redis; a type is never renamed, and each write bumps the types version."""
+
     def __init__(self, redis: Redis, atomic: Atomic) -> None:
         self._redis = redis
         self._atomic = atomic

@@ -34,11 +34,15 @@ decode_events = msgspec.json.Decoder(list[Event]).decode
 
 
 class Page(msgspec.Struct, frozen=True):
+    """One page of a listing, and where the next one starts."""
+
     tasks: list[Task]
     next_cursor: int | None  # rank to continue below, when more rows exist
 
 
 class TaskQuery(msgspec.Struct, frozen=True):
+    """Which tasks a listing wants: statuses, types, owner, page size and cursor."""
+
     statuses: Sequence[TaskStatus] = ()
     type_ids: Sequence[int] = ()  # any of these types; none: every type
     owner: str | None = None
@@ -59,6 +63,8 @@ class _Lost(Exception):
 
 
 class TaskStore:
+    """Tasks in Redis: each change applied to a fresh read and written in one atomic plan."""
+
     def __init__(self, redis: Redis, atomic: Atomic, limits: Limits) -> None:
         self._redis = redis
         self._atomic = atomic

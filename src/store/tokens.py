@@ -43,6 +43,8 @@ def digest_of(token: str) -> str:
 
 
 class TokenStore:
+    """API tokens: only their digests are stored; a revocation reaches every API instance."""
+
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
         self._atomic = Atomic(redis)

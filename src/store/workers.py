@@ -15,6 +15,8 @@ from jobcast.store.atomic import encode
 
 
 class WorkerInfo(msgspec.Struct, kw_only=True):
+    """A live worker, as its last heartbeat described it (GET /api/workers)."""
+
     id: str
     hostname: str
     pid: int

@@ -34,6 +34,8 @@ RESUBSCRIBE_S = 0.5
 
 
 class JobcastWorker(Worker):
+    """arq's Worker, woken by the wake channel and claiming ready jobs in batches."""
+
     def __init__(self, *args: Any, poll_s: float, prefetched: Prefetched, **kwargs: Any) -> None:
         super().__init__(*args, poll_delay=0, **kwargs)  # the wait is in _poll_iteration
         self.wake = asyncio.Event()

@@ -65,7 +65,7 @@ def build_worker(
     worker.in_progress_timeout_s = settings.heartbeat_ttl_s
     if settings.log_level.upper() != "DEBUG":
         # arq writes a line as each job starts and another as it ends: jobcast's own events say
-        # as much, and formatting them took a tenth of a busy worker's time.
+        # as much, and formatting them is a visible share of a busy worker (bench/NOTES.md).
         logging.getLogger("arq.worker").setLevel(logging.WARNING)
     lifecycle.held_jobs = lambda: list(worker.tasks)
     lifecycle.wake = worker.wake

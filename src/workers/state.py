@@ -36,6 +36,8 @@ class TypeTimeouts:
 
 @dataclass
 class WorkerState:
+    """What every job of one worker process shares: settings, stores, handlers, running tasks."""
+
     settings: Settings
     tasks: TaskStore
     types: TypeStore
