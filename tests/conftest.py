@@ -15,8 +15,8 @@ from redis.asyncio import Redis
 from jobcast.routes.app import create_app, server_options
 from jobcast.runtime.redis_server import RedisServer, find_redis_server
 from jobcast.settings import Settings
-from tests.browser import CHROMIUM_ARGS, WAIT_MS, chromium
-from tests.processes import JobcastProcess, start_worker
+from tests.helpers.browser import CHROMIUM_ARGS, WAIT_MS, chromium
+from tests.helpers.processes import JobcastProcess, start_worker
 
 FAST = {
     "auth": False,  # tests of authentication turn it on
