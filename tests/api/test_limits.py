@@ -19,6 +19,7 @@ from tests.conftest import ServedApp
 from tests.helpers.api import assert_error
 from tests.helpers.callers import (
     ADMIN,
+    NAMES,
     OTHER,
     OWNER,
     TYPE,
@@ -86,7 +87,7 @@ async def test_submissions_over_the_rate_get_429_with_retry_after_on_every_insta
         ]
     )
     windows = range(int(started), int(time.time()) + 1)  # the one-second windows the burst spanned
-    counted = [int(await redis.get(keys.submissions(OWNER, window)) or 0) for window in windows]
+    counted = [int(await redis.get(keys.submissions(NAMES[OWNER], window)) or 0) for window in windows]
     statuses = Counter(reply.status_code for reply in replies)
     assert set(statuses) <= {201, 429}, statuses
     assert sum(counted) == 12  # every submission was counted in the window it came in

@@ -31,6 +31,14 @@ STRANGER = "worker of another type"
 ADMIN = "admin"
 CALLERS = (NONE, BAD, REVOKED, OWNER, OTHER, WORKER, STRANGER, ADMIN)
 UNAUTHENTICATED = (NONE, BAD, REVOKED)
+NAMES = {  # each caller's principal name
+    OWNER: "alice",
+    OTHER: "bob",
+    WORKER: "ext-worker",
+    STRANGER: "other-worker",
+    ADMIN: "root",
+    REVOKED: "gone",
+}
 
 TYPE = "ext"  # the type of the tasks under test
 OTHER_TYPE = "other"
@@ -54,15 +62,15 @@ async def make_callers(redis: Redis) -> Callers:
     """Create every caller's token, revoke one, and return them."""
     store = TokenStore(redis)
     made = {
-        OWNER: ("alice", Role.SUBMITTER, []),
-        OTHER: ("bob", Role.SUBMITTER, []),
-        WORKER: ("ext-worker", Role.WORKER, [TYPE]),
-        STRANGER: ("other-worker", Role.WORKER, [OTHER_TYPE]),
-        ADMIN: ("root", Role.ADMIN, []),
-        REVOKED: ("gone", Role.SUBMITTER, []),
+        OWNER: (Role.SUBMITTER, []),
+        OTHER: (Role.SUBMITTER, []),
+        WORKER: (Role.WORKER, [TYPE]),
+        STRANGER: (Role.WORKER, [OTHER_TYPE]),
+        ADMIN: (Role.ADMIN, []),
+        REVOKED: (Role.SUBMITTER, []),
     }
-    tokens = {caller: (await store.create(*spec))[1] for caller, spec in made.items()}
-    await store.revoke("gone")
+    tokens = {caller: (await store.create(NAMES[caller], *spec))[1] for caller, spec in made.items()}
+    await store.revoke(NAMES[REVOKED])
     tokens[BAD] = "jc_" + "x" * 43
     return Callers(tokens)
 

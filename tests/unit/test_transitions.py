@@ -589,7 +589,7 @@ def check_applied(before: Task, change: Change, when: datetime, after: Task, eve
     if after.status is not before.status:
         assert moved in LEGAL_MOVES, (moved, change)
         if moved == (RUNNING, PENDING):
-            assert isinstance(change, Requeue), change
+            assert isinstance(change, Requeue | WorkerLost), change  # a lost worker's attempt is over too
         expected_kind = (
             EventKind.STARTED
             if after.status is RUNNING
