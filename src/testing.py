@@ -13,6 +13,7 @@ the task as stored with its whole history. Breakpoints in the handler stop the t
 """
 
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +86,9 @@ async def _run(definition: TaskDefinition[Any], parameters: dict[str, Any], sett
         try:
             await worker.main()
         finally:
-            await worker.close()
+            with warnings.catch_warnings():  # arq's close calls redis-py's deprecated close()
+                warnings.simplefilter("ignore", DeprecationWarning)
+                await worker.close()
         return TaskRun(await tasks.get(task_id), await tasks.events(task_id))
     finally:
         await redis.aclose()
