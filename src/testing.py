@@ -58,8 +58,9 @@ async def run_task(
     redis_url: str | None = None,
     settings: Settings = RUN_SETTINGS,
 ) -> TaskRun:
-    """Submit one task of `definition`'s type with `parameters` and run it to its end (or until
-    it waits for something this process does not do, such as a cancel from elsewhere)."""
+    """Submit one task of `definition`'s type with `parameters` and run it until arq's queue is
+    empty: to the task's end, retries included. With `settings` whose retry backoff is not 0, a
+    retry waits outside the queue and the run returns with the task pending."""
     values = parameters or {}
     if redis_url is not None:
         return await _run(definition, values, msgspec.structs.replace(settings, redis_url=redis_url))
