@@ -7,6 +7,8 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
+from jobcast.model.numbers import parse_natural
+
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_.:-]{0,127}$"
 TypeName = Annotated[str, Meta(pattern=NAME_PATTERN)]
 TimeoutS = Annotated[float, Meta(gt=0, le=7 * 24 * 3600)]
@@ -43,4 +45,5 @@ class TaskType(msgspec.Struct, kw_only=True):
 
 def type_id_or_name(ref: str) -> int | str:
     """A path's task-type reference: names start with a letter, so digits mean an id."""
-    return int(ref) if ref.isascii() and ref.isdigit() else ref  # "²".isdigit(), yet int("²") fails
+    type_id = parse_natural(ref)  # too many digits for an id, and not a name either: not found
+    return ref if type_id is None else type_id

@@ -10,6 +10,7 @@ from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, Quer
 
 from jobcast.errors import BadRequest
 from jobcast.model.changes import TaskUpdate
+from jobcast.model.numbers import parse_natural
 from jobcast.model.submissions import TaskSubmission
 from jobcast.model.tasks import Event, Task, TaskStatus, task_path
 from jobcast.routes.celery_status import CeleryStatus, celery_status
@@ -153,6 +154,7 @@ def _statuses(raw: str | None) -> list[TaskStatus]:
 def _cursor(raw: str | None) -> int | None:
     if raw is None:
         return None
-    if not (raw.isascii() and raw.isdigit()):
+    cursor = parse_natural(raw)
+    if cursor is None:
         raise BadRequest("cursor is not valid: take it from the Link header of the previous page")
-    return int(raw)
+    return cursor

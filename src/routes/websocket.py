@@ -4,7 +4,6 @@ receive to notice the disconnect."""
 import asyncio
 import contextlib
 import logging
-import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,6 +16,7 @@ from jobcast.auth.authentication import allowed_origin
 from jobcast.events.client import NORMAL, POLICY_VIOLATION, TRY_AGAIN, Client
 from jobcast.events.protocol import ErrorCode, Subscribe, error_frame
 from jobcast.events.session import Session
+from jobcast.model.numbers import parse_natural
 from jobcast.model.principals import Principal
 from jobcast.routes.dependencies import Caller, ServicesDep
 from jobcast.routes.lifespan import Services
@@ -115,11 +115,12 @@ async def _converse(
 
 async def _subscribe_first(client: Client, session: Session, task_id: str, since: str | None) -> None:
     """/ws/tasks/{id}: a bad `since` or an unknown task is an error frame, then a 1008 close."""
-    if since is not None and not re.fullmatch("[0-9]+", since):
+    seq = None if since is None else parse_natural(since)
+    if since is not None and seq is None:
         client.send(error_frame(ErrorCode.INVALID_FRAME, "since must be a non-negative integer"))
         client.end(POLICY_VIOLATION, "invalid request")
         return
-    target = Subscribe(task_id=task_id, since=None if since is None else int(since))
+    target = Subscribe(task_id=task_id, since=seq)
     if not await session.subscribe_or_answer(target):
         client.end(POLICY_VIOLATION, "subscription refused")
 

@@ -220,10 +220,12 @@ async def test_get_by_id_and_by_name_return_the_same_type(http: httpx.AsyncClien
     assert await read_type(http, "by.ref") == created
 
 
-@pytest.mark.parametrize("ref", ["999", "no.such.type", "²", "٣", "1²"])
+@pytest.mark.parametrize("ref", ["999", "no.such.type", "²", "٣", "1²", "9" * 20, "1" * 4301])
 async def test_get_unknown_type_is_404_not_found(http: httpx.AsyncClient, ref: str) -> None:
     await create_type(http, "exists")
     assert_error(await http.get(f"/api/task-types/{ref}"), 404, "not found")
+    assert_error(await http.put(f"/api/task-types/{ref}", json={"description": "x"}), 404, "not found")
+    assert_error(await http.delete(f"/api/task-types/{ref}"), 404, "not found")
 
 
 # --- update ---------------------------------------------------------------------------------------

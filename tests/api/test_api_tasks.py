@@ -435,9 +435,16 @@ async def test_paging_keeps_the_filters(http: httpx.AsyncClient) -> None:
     assert seen == wanted[::-1]
 
 
-@pytest.mark.parametrize("cursor", ["abc", "-1", "1.5", "", "²", "٣"])
+@pytest.mark.parametrize("cursor", ["abc", "-1", "1.5", "", "²", "٣", "9" * 20, "1" * 4301])
 async def test_malformed_cursor_is_400(http: httpx.AsyncClient, cursor: str) -> None:
     assert_error(await http.get("/api/tasks", params={"cursor": cursor}), 400)
+
+
+@pytest.mark.parametrize("name", ["task_type_id", "limit"])
+async def test_a_number_of_thousands_of_digits_in_the_query_is_400(
+    http: httpx.AsyncClient, name: str
+) -> None:
+    assert_error(await http.get("/api/tasks", params={name: "1" * 4301}), 400)
 
 
 # --- read and update ------------------------------------------------------------------------------
