@@ -39,10 +39,14 @@ class Client:
         "peer_gone",
         "principal",
         "tasks",
+        "token_digest",
     )
 
-    def __init__(self, principal: Principal, buffer: int, *, close_on_final: bool = False) -> None:
+    def __init__(
+        self, principal: Principal, buffer: int, *, close_on_final: bool = False, token_digest: str = ""
+    ) -> None:
         self.principal = principal
+        self.token_digest = token_digest  # of the token it connected with; "" with auth off
         self.outbox = Outbox(buffer)
         self.peer_gone = False
         self.tasks: dict[str, TaskWatch] = {}

@@ -84,6 +84,17 @@ class Fanout:
         for client in list(self._by_principal.get(principal_name, ())):
             client.close(POLICY_VIOLATION, "token revoked")
 
+    def token_digests(self) -> set[str]:
+        """The tokens the open connections came with."""
+        return {c.token_digest for clients in self._by_principal.values() for c in clients if c.token_digest}
+
+    def close_revoked(self, valid_digests: set[str]) -> None:
+        """Close every connection whose token is not among `valid_digests` any more."""
+        for clients in list(self._by_principal.values()):
+            for client in list(clients):
+                if client.token_digest and client.token_digest not in valid_digests:
+                    client.close(POLICY_VIOLATION, "token revoked")
+
     def detach(self, client: Client) -> None:
         """Forget a client that went away."""
         if client.close_code == TRY_AGAIN:

@@ -19,6 +19,7 @@ from jobcast.events.fanout import Fanout
 from jobcast.events.protocol import ErrorCode, error_frame
 from jobcast.store import keys
 from jobcast.store.tasks import TaskStore
+from jobcast.store.tokens import TokenStore
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +32,12 @@ class Hub(Fanout):
     """The fanout fed from Redis: it reads the events and revocations channels and the snapshots
     new watches start from, and starts every watch again after an outage."""
 
-    def __init__(self, redis: Redis, tasks: TaskStore) -> None:
+    def __init__(self, redis: Redis, tasks: TaskStore, tokens: TokenStore | None = None) -> None:
+        """`tokens`: with auth on, where to check after an outage that no revocation was missed."""
         super().__init__()
         self._redis = redis
         self._tasks = tasks
+        self._tokens = tokens
         self._reader: asyncio.Task[None] | None = None
         self._resyncs: set[asyncio.Task[None]] = set()
         self.subscribed = asyncio.Event()
@@ -97,15 +100,21 @@ class Hub(Fanout):
                     self._spawn_resync()
 
     def _spawn_resync(self) -> None:
-        """After (re)subscribing, events published meanwhile may be missing: every watch is
-        primed again from a fresh snapshot."""
+        """After (re)subscribing, events and revocations published meanwhile may be missing:
+        every watch is primed again from a fresh snapshot, and every connection's token is
+        checked again."""
         rewatched = self.rewatch_all()
-        if rewatched:
+        if rewatched or self.token_digests():
             task = asyncio.create_task(self._resync(rewatched))
             self._resyncs.add(task)
             task.add_done_callback(self._resyncs.discard)
 
     async def _resync(self, rewatched: list[tuple[Client, str, TaskWatch]]) -> None:
+        if self._tokens is not None:
+            try:
+                self.close_revoked(await self._tokens.valid_digests(self.token_digests()))
+            except (RedisConnectionError, RedisTimeoutError, OSError):
+                return  # lost again: the next subscription checks again
         for client, task_id, watch in rewatched:
             try:
                 await self._snapshot(client, task_id, watch, None, None)

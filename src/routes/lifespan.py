@@ -41,7 +41,8 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     redis = connect_redis(settings)
     await ensure_fit(redis)
     tasks, types = open_stores(settings, redis)
-    hub = Hub(redis, tasks)
+    tokens = TokenStore(redis)
+    hub = Hub(redis, tasks, tokens if settings.auth else None)
     connections = ConnectionSlots(redis, settings.ws_max_connections) if settings.auth else None
     rate = SubmissionRate(redis, settings.submit_rate) if settings.auth else None
     bounds = Bounds(settings.max_parameters_bytes, settings.max_parameters_depth)
@@ -53,7 +54,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         background.append(asyncio.create_task(connections.refresh_forever(), name="connection-slots"))
     try:
         await hub.start(HUB_START_WAIT_S)
-        yield Services(settings, redis, tasks, types, actions, hub, TokenStore(redis), connections)
+        yield Services(settings, redis, tasks, types, actions, hub, tokens, connections)
     finally:
         for task in background:
             task.cancel()

@@ -77,6 +77,14 @@ class TokenStore:
         raw = await self._redis.hget(keys.TOKENS, name)
         return None if raw is None else decode_record(raw).principal()
 
+    async def valid_digests(self, digests: set[str]) -> set[str]:
+        """Those of `digests` whose tokens have not been revoked."""
+        ordered = sorted(digests)
+        if not ordered:
+            return set()
+        names = await self._redis.mget([keys.token_hash(digest) for digest in ordered])
+        return {digest for digest, name in zip(ordered, names, strict=True) if name is not None}
+
     async def all(self) -> list[TokenRecord]:
         records = [decode_record(raw) for raw in (await self._redis.hgetall(keys.TOKENS)).values()]
         return sorted(records, key=lambda record: record.name)

@@ -136,3 +136,15 @@ async def test_the_token_command_says_what_is_wrong(settings: Settings) -> None:
     bad_role = jobcast_token(settings, "create", "--role", "root", "--name", "x")
     assert bad_role.returncode == 2
     assert "invalid choice" in bad_role.stderr
+
+
+async def test_only_the_digests_of_unrevoked_tokens_are_valid(store: TokenStore) -> None:
+    kept, _ = await store.create("kept", Role.SUBMITTER, [])
+    gone, _ = await store.create("gone", Role.SUBMITTER, [])
+    await store.revoke("gone")
+    again, _ = await store.create("gone", Role.SUBMITTER, [])  # the same name, a new token
+    assert await store.valid_digests({kept.digest, gone.digest, again.digest, "f" * 64}) == {
+        kept.digest,
+        again.digest,
+    }
+    assert await store.valid_digests(set()) == set()

@@ -159,3 +159,17 @@ async def test_a_closed_outbox_ends_its_sender() -> None:
     await asyncio.sleep(0)
     client.close(POLICY_VIOLATION, "token revoked")
     assert await asyncio.wait_for(getter, 5) == ""
+
+
+def test_connections_whose_token_is_no_longer_valid_are_closed() -> None:
+    fanout = Fanout()
+    kept, revoked, no_token = (
+        Client(ALICE, 10, token_digest="a"),
+        Client(ALICE, 10, token_digest="b"),
+        Client(BOB, 10),
+    )
+    for client in (kept, revoked, no_token):
+        fanout.attach(client)
+    assert fanout.token_digests() == {"a", "b"}
+    fanout.close_revoked({"a"})
+    assert [c.close_code for c in (kept, revoked, no_token)] == [None, POLICY_VIOLATION, None]

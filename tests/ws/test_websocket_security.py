@@ -13,9 +13,11 @@ from redis.asyncio import Redis
 from websockets.exceptions import InvalidStatus
 
 from jobcast.settings import Settings, SettingsError
+from jobcast.store import keys
 from jobcast.store.quotas import ConnectionSlots
+from jobcast.store.tokens import TokenStore
 from tests.conftest import ServedApp
-from tests.helpers.callers import ADMIN, OTHER, OWNER, Callers, make_callers
+from tests.helpers.callers import ADMIN, NAMES, OTHER, OWNER, Callers, make_callers
 from tests.helpers.wsclient import WAIT_S, WsClient
 
 MAX_CONNECTIONS = 3
@@ -187,3 +189,26 @@ async def _silent_socket(port: int, path: str) -> tuple[asyncio.StreamReader, as
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT_S)
     assert head.startswith(b"HTTP/1.1 101"), head
     return reader, writer
+
+
+async def test_a_revocation_missed_while_the_events_stream_was_down_still_closes_its_sockets(
+    app: ServedApp, callers: Callers, redis: Redis
+) -> None:
+    """The hub's subscription is cut and the token revoked in the same step, so the revocation is
+    published while no hub listens: the check after the resubscribe closes the socket anyway."""
+    async with (
+        await WsClient.connect(f"{app.ws_url}/ws{callers.query(OWNER)}") as revoked,
+        await WsClient.connect(f"{app.ws_url}/ws{callers.query(OTHER)}") as bystander,
+    ):
+        await assert_usable(revoked)
+        await assert_usable(bystander)
+        name = NAMES[OWNER]
+        (record,) = [r for r in await TokenStore(redis).all() if r.name == name]
+        async with redis.pipeline(transaction=True) as step:  # what TokenStore.revoke writes, plus the cut
+            step.client_kill_filter(_type="pubsub")
+            step.hdel(keys.TOKENS, name)
+            step.delete(keys.token_hash(record.digest))
+            step.publish(keys.REVOCATIONS_CHANNEL, name)
+            await step.execute()
+        assert await revoked.close_code() == 1008
+        await assert_usable(bystander)
