@@ -12,7 +12,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.middleware.base import DefineMiddleware
 
-from jobcast.store.tokens import TokenStore
+from jobcast.store.tokens import TokenStore, digest_of
 
 # Probes, the API document, the dashboard page and its files, and Prometheus' scrapes.
 OPEN_PATHS = ["^/health/", "^/schema", "^/$", "^/dashboard/", "^/metrics$"]
@@ -32,10 +32,11 @@ class TokenAuthentication(AbstractAuthenticationMiddleware):
                 "a token is required: send `Authorization: Bearer <token>`", headers=CHALLENGE
             )
         tokens: TokenStore = connection.app.state.services.tokens
-        principal = await tokens.verify(token)
+        digest = digest_of(token)
+        principal = await tokens.verify_digest(digest)
         if principal is None:
             raise NotAuthorizedException("the token is not valid (unknown or revoked)", headers=CHALLENGE)
-        return AuthenticationResult(user=principal, auth=None)
+        return AuthenticationResult(user=principal, auth=digest)  # the hub re-checks it after an outage
 
 
 def header(connection: ASGIConnection[Any, Any, Any, Any], name: bytes) -> str | None:

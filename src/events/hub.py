@@ -104,7 +104,7 @@ class Hub(Fanout):
         every watch is primed again from a fresh snapshot, and every connection's token is
         checked again."""
         rewatched = self.rewatch_all()
-        if rewatched or self.token_digests():
+        if rewatched or self._tokens is not None:
             task = asyncio.create_task(self._resync(rewatched))
             self._resyncs.add(task)
             task.add_done_callback(self._resyncs.discard)

@@ -12,7 +12,7 @@ from litestar.exceptions import WebSocketDisconnect
 from litestar.params import FromPath
 from redis.exceptions import RedisError
 
-from jobcast.auth.authentication import allowed_origin, presented_token
+from jobcast.auth.authentication import allowed_origin
 from jobcast.events.client import NORMAL, POLICY_VIOLATION, TRY_AGAIN, Client
 from jobcast.events.protocol import ErrorCode, Subscribe, error_frame
 from jobcast.events.session import Session
@@ -21,7 +21,6 @@ from jobcast.model.principals import Principal
 from jobcast.routes.dependencies import Caller, ServicesDep
 from jobcast.routes.lifespan import Services
 from jobcast.store.quotas import ConnectionSlots
-from jobcast.store.tokens import digest_of
 
 TOO_BIG = 1009
 INTERNAL_ERROR = 1011
@@ -36,7 +35,7 @@ FirstTask = tuple[str, str | None]  # /ws/tasks/{id}: the task id and `since`
 @websocket("/ws", guards=[allowed_origin])
 async def events_socket(socket: Socket, principal: Caller, services: ServicesDep) -> None:
     """Subscribe and unsubscribe with JSON ops; receive snapshots and events."""
-    client = Client(principal, services.settings.ws_buffer, token_digest=_token_digest(socket, services))
+    client = Client(principal, services.settings.ws_buffer, token_digest=_token_digest(socket))
     await _serve(socket, client, services)
 
 
@@ -46,14 +45,14 @@ async def task_socket(
 ) -> None:
     """One task at once (`?since=N` to resume); closed with 1000 after its final event."""
     buffer = services.settings.ws_buffer
-    client = Client(principal, buffer, close_on_final=True, token_digest=_token_digest(socket, services))
+    client = Client(principal, buffer, close_on_final=True, token_digest=_token_digest(socket))
     await _serve(socket, client, services, first=(task_id, socket.query_params.get("since")))
 
 
-def _token_digest(socket: Socket, services: Services) -> str:
+def _token_digest(socket: Socket) -> str:
     """The digest of the token the socket authenticated with ("" with auth off)."""
-    token = presented_token(socket) if services.settings.auth else None
-    return "" if token is None else digest_of(token)
+    digest = socket.scope.get("auth")
+    return digest if isinstance(digest, str) else ""
 
 
 async def _serve(socket: Socket, client: Client, services: Services, first: FirstTask | None = None) -> None:

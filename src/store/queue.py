@@ -6,6 +6,8 @@ every job below zero makes all of them ready at once, ordered by priority band, 
 (submission order) within a band. Bands of 2**43 keep every score an exact float.
 """
 
+from typing import NamedTuple
+
 from arq.constants import in_progress_key_prefix
 from arq.jobs import serialize_job
 from redis.commands.core import AsyncScript
@@ -61,15 +63,12 @@ def abort(job_id: str, at_ms: int) -> list[Command]:
 Prefetched = dict[str, Stored | None]  # job id → its task as read at the claim (None: gone)
 
 
-class Claimed:
-    """A job a worker claimed, with its task as read in the same step."""
+class Claimed(NamedTuple):
+    """A job a worker claimed, with its task as read in the same step (None: the task is gone)."""
 
-    __slots__ = ("job_id", "score", "stored")
-
-    def __init__(self, job_id: str, score: int, stored: Stored | None) -> None:
-        self.job_id = job_id
-        self.score = score
-        self.stored = stored
+    job_id: str
+    score: int
+    stored: Stored | None
 
 
 async def claim(

@@ -71,7 +71,11 @@ class TokenStore:
 
     async def verify(self, token: str) -> Principal | None:
         """The principal a presented token stands for; None for an unknown or revoked one."""
-        name = await self._redis.get(keys.token_hash(digest_of(token)))
+        return await self.verify_digest(digest_of(token))
+
+    async def verify_digest(self, digest: str) -> Principal | None:
+        """verify, for a token already hashed with digest_of."""
+        name = await self._redis.get(keys.token_hash(digest))
         if name is None:
             return None
         raw = await self._redis.hget(keys.TOKENS, name)
